@@ -1,0 +1,100 @@
+"""Validation of the project's names (``project_slug``, ``package_name``).
+
+Plain Python, exposed to Jinja by :class:`NamesExtension`; ``copier.yml`` uses
+``slug_error(project_slug)`` and ``package_error(package_name)`` as validators:
+each returns an empty string for a good name, or a message naming the field.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+import sys
+import unicodedata
+from typing import Any
+
+from jinja2.ext import Extension
+
+# A distribution name as PEP 508 normalises it, restricted to lowercase so the
+# slug, the folder and the package index name read the same.
+SLUG_RE = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
+PACKAGE_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+# Import names the generated project uses or may use on some tier; a package
+# with one of these names would shadow it and break the project.
+DEPENDENCY_MODULES = frozenset(
+    {
+        "amqp", "anyio", "apscheduler", "billiard", "celery", "click", "email_validator",
+        "fakeredis", "fastapi", "flower", "h11", "httptools", "httpx", "kombu", "mypy",
+        "pydantic", "pydantic_core", "pydantic_settings", "pytest", "redbeat", "redis",
+        "rq", "rq_dashboard", "ruff", "starlette", "tests", "typing_extensions",
+        "uvicorn", "uvloop", "vine", "watchfiles", "websockets", "dotenv", "yaml",
+        "app", "conftest", "docs",
+    }
+)
+
+# Standard-library modules of every Python the generated project supports
+# (3.11 to 3.13). sys.stdlib_module_names covers the running interpreter; the
+# extra names were added or removed between those versions.
+STDLIB_MODULES = frozenset(sys.stdlib_module_names) | frozenset(
+    {"_colorize", "_pyrepl", "_interpreters", "_interpqueues", "_interpchannels",
+     "asynchat", "asyncore", "distutils", "imp", "smtpd", "test"}
+)
+
+
+def slug_error(value: Any) -> str:
+    """Why ``value`` is not a good ``project_slug``, or ``""``."""
+    if not isinstance(value, str) or not value:
+        return "project_slug must not be empty."
+    if not SLUG_RE.match(value):
+        return (
+            f"project_slug {value!r} must be lowercase letters and digits in words "
+            "joined by single hyphens, starting with a letter (for example acme-orders)."
+        )
+    if len(value) > 64:
+        return f"project_slug {value!r} is longer than 64 characters."
+    return ""
+
+
+def package_error(value: Any) -> str:
+    """Why ``value`` is not a good ``package_name``, or ``""``."""
+    if not isinstance(value, str) or not value:
+        return "package_name must not be empty."
+    if not value.isidentifier() or not PACKAGE_RE.match(value):
+        return (
+            f"package_name {value!r} must be a Python identifier in lowercase: letters, "
+            "digits and underscores, not starting with a digit (for example acme_orders)."
+        )
+    if keyword.iskeyword(value) or keyword.issoftkeyword(value):
+        return f"package_name {value!r} is a Python keyword; pick another name."
+    if value in STDLIB_MODULES:
+        return (
+            f"package_name {value!r} would shadow the standard-library module of the same "
+            "name; pick another name (for example add your project's prefix)."
+        )
+    if value in DEPENDENCY_MODULES:
+        return (
+            f"package_name {value!r} would shadow a module the generated project uses "
+            f"or may use ({value}); pick another name."
+        )
+    if len(value) > 64:
+        return f"package_name {value!r} is longer than 64 characters."
+    return ""
+
+
+def slugify(name: Any) -> str:
+    """A default ``project_slug`` from ``project_name``: ``"Acme Orders!"`` -> ``acme-orders``."""
+    ascii_name = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode()
+    words = re.findall(r"[a-z0-9]+", ascii_name.lower())
+    slug = "-".join(words)
+    # A slug must start with a letter.
+    return slug if slug[:1].isalpha() else f"service-{slug}".rstrip("-")
+
+
+class NamesExtension(Extension):
+    """Jinja globals ``slug_error``, ``package_error`` and filter ``slugify``."""
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        environment.globals.update(slug_error=slug_error, package_error=package_error)
+        environment.filters["slugify"] = slugify
