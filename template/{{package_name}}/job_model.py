@@ -1,0 +1,246 @@
+"""The job model every tier shares: how a task is declared and what a job looks like.
+
+Nothing in this module depends on the tier: ``backend.py`` implements the queue,
+``jobs.py`` puts both together as the one API that routes and tasks import.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    SCHEDULED = "scheduled"
+    STARTED = "started"
+    RETRYING = "retrying"
+    FINISHED = "finished"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    job_id: str
+    status: JobStatus
+    result: Any = None
+    error: str | None = None
+
+
+class BrokerUnavailable(Exception):
+    """The queue cannot take or report jobs right now; routes answer 503."""
+
+
+class JobNotFound(LookupError):
+    """No job with this id was enqueued (or it has expired)."""
+
+
+class TransientError(Exception):
+    """Raise from a task for a failure worth trying again (a timeout, a busy partner).
+
+    Tiers with retries retry these; the in-process tier runs a task once.
+    """
+
+
+class NotJSONSerializable(TypeError):
+    """A task argument or result that cannot travel as JSON."""
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a running task may know about its job."""
+
+    job_id: str
+    attempt: int  # executions started so far, this one included (1 on the first run)
+
+
+_current_job: contextvars.ContextVar[JobContext] = contextvars.ContextVar("current_job")
+
+
+def current_job() -> JobContext:
+    """The job the calling task runs as; a RuntimeError outside a job."""
+    try:
+        return _current_job.get()
+    except LookupError:
+        raise RuntimeError("current_job() is only available inside a running job") from None
+
+
+@contextmanager
+def running_as(context: JobContext) -> Iterator[None]:
+    """Used by the backends around each execution of a task."""
+    token = _current_job.set(context)
+    try:
+        yield
+    finally:
+        _current_job.reset(token)
+
+
+def ensure_json(value: Any, what: str) -> None:
+    """Refuse what would not survive a trip through a JSON queue."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise NotJSONSerializable(f"{what} must be JSON-serializable: {exc}") from None
+
+
+class Task(Generic[P, R]):
+    """A function declared as a background task with :func:`task`.
+
+    Calling it runs the function inline (handy in tests); enqueue it with
+    ``await queue.enqueue(the_task, *args, **kwargs)`` to run it in the background.
+    """
+
+    def __init__(
+        self,
+        func: Callable[P, R],
+        name: str,
+        retry_for: tuple[type[BaseException], ...],
+    ) -> None:
+        self.func = func
+        self.name = name
+        self.retry_for = retry_for
+        self.__doc__ = func.__doc__
+        self.__wrapped__ = func
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.func(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<task {self.name}>"
+
+
+#: Every declared task by name. Workers look tasks up here, never by pickled reference.
+TASKS: dict[str, Task[Any, Any]] = {}
+
+
+@overload
+def task(func: Callable[P, R], /) -> Task[P, R]: ...
+@overload
+def task(
+    *, name: str | None = None, retry_for: tuple[type[BaseException], ...] = (TransientError,)
+) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+def task(
+    func: Callable[P, R] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    retry_for: tuple[type[BaseException], ...] = (TransientError,),
+) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
+    """Declare a background task, once, for every tier.
+
+    ``retry_for`` lists the exceptions worth retrying on tiers that retry.
+    Arguments and results must be JSON-serializable.
+    """
+
+    def declare(f: Callable[P, R]) -> Task[P, R]:
+        task_name = name or f"{f.__module__}.{f.__qualname__}"
+        existing = TASKS.get(task_name)
+        if existing is not None and existing.func is not f:
+            raise ValueError(f"two tasks are named {task_name!r}; pass name=... to one of them")
+        declared = Task(f, task_name, retry_for)
+        TASKS[task_name] = declared
+        return declared
+
+    return declare(func) if func is not None else declare
+
+
+# --- Periodic jobs -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Every:
+    """Run every ``seconds``, on slots aligned to the Unix epoch (``floor(t / s) * s``)."""
+
+    seconds: float
+
+    def __post_init__(self) -> None:
+        if not self.seconds > 0:
+            raise ValueError(f"Every(seconds) needs a positive interval, got {self.seconds!r}")
+
+    def slot(self, now: datetime) -> datetime:
+        start = math.floor(now.timestamp() / self.seconds) * self.seconds
+        return datetime.fromtimestamp(start, tz=UTC)
+
+
+@dataclass(frozen=True)
+class Cron:
+    """Run on a 5-field cron expression (minute hour day-of-month month day-of-week), UTC."""
+
+    expression: str
+
+    def __post_init__(self) -> None:
+        if len(self.expression.split()) != 5:
+            raise ValueError(
+                f"Cron needs 5 fields (minute hour day month weekday), got {self.expression!r}"
+            )
+
+    def slot(self, now: datetime) -> datetime:
+        return now.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+Schedule = Every | Cron
+
+
+@dataclass(frozen=True)
+class Periodic:
+    """A task the scheduler runs on ``schedule``; it receives ``tick``, the ISO 8601 slot."""
+
+    task: Task[[str], Any]
+    schedule: Schedule
+
+
+#: Every periodic job by task name.
+PERIODIC: dict[str, Periodic] = {}
+
+
+def periodic(schedule: Schedule) -> Callable[[Callable[[str], R]], Task[[str], R]]:
+    """Declare a task that runs on ``schedule``.
+
+    The function takes one argument, ``tick``: the schedule slot (ISO 8601, UTC)
+    the run belongs to, so a slot run twice is recognisable and can be skipped.
+    """
+
+    def declare(f: Callable[[str], R]) -> Task[[str], R]:
+        declared: Task[[str], R] = task(f)
+        PERIODIC[declared.name] = Periodic(declared, schedule)
+        return declared
+
+    return declare
+
+
+class History(Protocol):
+    """A short, bounded list of recent records (newest first), shared by API and jobs."""
+
+    def append(self, record: dict[str, Any]) -> None: ...
+
+    def items(self) -> list[dict[str, Any]]: ...
+
+
+class JobQueue(Protocol):
+    """What routes use to run work in the background; ``backend.py`` implements it."""
+
+    async def enqueue(self, task: Task[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> str:
+        """Queue ``task(*args, **kwargs)``; returns the job id."""
+        ...
+
+    async def status(self, job_id: str) -> JobInfo:
+        """The job's status; :class:`JobNotFound` for an unknown id."""
+        ...
+
+    async def check_ready(self) -> None:
+        """Return when jobs can be taken; :class:`BrokerUnavailable` otherwise."""
+        ...
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

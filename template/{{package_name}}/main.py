@@ -1,0 +1,43 @@
+"""The FastAPI application: settings, logging, the job backend's lifespan, routers."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from . import tasks
+from .config import get_settings
+from .jobs import BrokerUnavailable
+from .jobs import lifespan as jobs_lifespan
+from .logs import configure_logging
+from .routes import all_routers
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async with jobs_lifespan(app):
+        yield
+
+
+async def broker_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """An enqueue or status read while the queue is unreachable: 503, never a stack trace."""
+    return JSONResponse(
+        status_code=503,
+        content={"detail": f"background jobs are unavailable: {exc}"},
+        headers={"Retry-After": "5"},
+    )
+
+
+def create_app() -> FastAPI:
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    tasks.discover()  # import every task module, so periodic jobs are declared
+    app = FastAPI(title=settings.app_title, lifespan=lifespan)
+    app.add_exception_handler(BrokerUnavailable, broker_unavailable)
+    for router in all_routers():
+        app.include_router(router)
+    return app
+
+
+app = create_app()
