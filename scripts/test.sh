@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The template's whole test suite, from a fresh clone, in one command:
+#   bash scripts/test.sh [extra pytest arguments]
+# It sets up everything it needs: uv, the template's virtualenv (.venv, from uv.lock),
+# then runs every test (decision engine, questionnaire, rendering matrix, end to end)
+# in parallel and builds the docs with --strict.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*"; }
+
+# --- uv -------------------------------------------------------------------------
+if ! command -v uv >/dev/null 2>&1; then
+    log "installing uv from PyPI"
+    python3 -m pip install --quiet --user "uv>=0.5" \
+        || python3 -m pip install --quiet --user --break-system-packages "uv>=0.5"
+    export PATH="$HOME/.local/bin:$PATH"
+fi
+log "uv $(uv --version)"
+
+# --- the template's environment -------------------------------------------------
+log "syncing the template's environment"
+uv sync --locked --quiet
+
+# --- tests ----------------------------------------------------------------------
+# The end-to-end tests of the background_tasks tier need no broker: the API runs
+# its jobs in-process. (The RQ and Celery tiers add Redis and RabbitMQ here.)
+log "running the test suite"
+status=0
+uv run pytest -n auto "$@" || status=$?
+if [ "$status" -eq 5 ]; then
+    echo "pytest collected no tests: that is a failure, not a pass" >&2
+    exit 1
+fi
+if [ "$status" -ne 0 ]; then
+    exit "$status"
+fi
+
+# --- docs -----------------------------------------------------------------------
+log "building the docs (mkdocs --strict)"
+uv run mkdocs build --strict --quiet --site-dir .tmp/site
+log "all checks passed"

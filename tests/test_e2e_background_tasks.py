@@ -1,0 +1,192 @@
+"""End to end, background_tasks tier: the compose `api` command runs as a real uvicorn
+process (`uv run <command>`, as the generated README says) and is exercised over HTTP."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import signal
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from helpers import Process, compose_services, free_port, serving, uv_sync, wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def _render(copie_session: Any, **answers: Any) -> tuple[Path, str, str]:
+    result = copie_session.copy(extra_answers={"project_name": "Acme Orders", **answers})
+    assert result.exit_code == 0, result.exception
+    project: Path = result.project_dir
+    uv_sync(project)
+    command = compose_services(project)["api"]["command"]
+    return project, command, result.answers["package_name"]
+
+
+@pytest.fixture(scope="module")
+def interval_project(copie_session: Any) -> tuple[Path, str, str]:
+    return _render(copie_session, scheduling="interval")
+
+
+@pytest.fixture(scope="module")
+def api(
+    interval_project: tuple[Path, str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[httpx.Client, Process]]:
+    project, command, _ = interval_project
+    port = free_port()
+    env = {
+        "UVICORN_HOST": "127.0.0.1",
+        "UVICORN_PORT": str(port),
+        "EXAMPLE_HEARTBEAT_SECONDS": "2",
+        "JOB_TIMEOUT_SECONDS": "10",
+    }
+    log = tmp_path_factory.mktemp("api") / "api.log"
+    with serving(project, command, port, env, log) as served:
+        yield served
+
+
+def _job(client: httpx.Client, job_id: str) -> dict[str, Any]:
+    response = client.get(f"/jobs/{job_id}")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _settled(client: httpx.Client, job_id: str, timeout: float = 15) -> dict[str, Any]:
+    return wait_for(
+        lambda: (body := _job(client, job_id))["status"] in ("finished", "failed") and body,
+        timeout,
+        what=f"job {job_id} to settle",
+    )
+
+
+def test_health_and_readiness(api: tuple[httpx.Client, Process]) -> None:
+    client, _ = api
+    assert client.get("/health").json() == {"status": "ok"}
+    ready = client.get("/health/ready")
+    assert ready.status_code == 200 and ready.json() == {"status": "ready"}
+
+
+def test_welcome_email_runs_to_finished(api: tuple[httpx.Client, Process]) -> None:
+    client, _ = api
+    response = client.post("/examples/welcome-email", json={"email": "ada@example.com"})
+    assert response.status_code == 202
+    body = _settled(client, response.json()["job_id"])
+    assert body["status"] == "finished"
+    assert body["result"] == {"email": "ada@example.com", "status": "sent"}
+    assert body["error"] is None
+
+
+def test_report_is_seen_started_then_finished(api: tuple[httpx.Client, Process]) -> None:
+    client, _ = api
+    job_id = client.post("/examples/report", json={"seconds": 1.5}).json()["job_id"]
+    assert _job(client, job_id)["status"] in ("queued", "started")
+    wait_for(lambda: _job(client, job_id)["status"] == "started", 5, what="started")
+    body = _settled(client, job_id)
+    assert body == {
+        "job_id": job_id,
+        "status": "finished",
+        "result": {"attempts": 1, "seconds": 1.5},
+        "error": None,
+    }
+
+
+def test_a_failing_job_is_failed_with_its_error_and_the_api_goes_on(
+    api: tuple[httpx.Client, Process],
+) -> None:
+    client, _ = api
+    failing = client.post("/examples/report", json={"fail_times": 1}).json()["job_id"]
+    body = _settled(client, failing)
+    assert body["status"] == "failed"  # no retries on this tier
+    assert body["error"].startswith("TransientError")
+    following = client.post("/examples/report", json={"seconds": 0}).json()["job_id"]
+    assert _settled(client, following)["status"] == "finished"
+
+
+def test_bad_input_is_422_and_enqueues_nothing(api: tuple[httpx.Client, Process]) -> None:
+    client, process = api
+    started_before = process.log().count(" started")
+    for path, body in (
+        ("/examples/welcome-email", {"email": "not-an-email"}),
+        ("/examples/report", {"seconds": 3601}),
+        ("/examples/report", {"fail_times": 11}),
+        ("/examples/report", {"seconds": "soon"}),
+    ):
+        response = client.post(path, json=body)
+        assert response.status_code == 422, (path, body, response.text)
+        assert "detail" in response.json()
+    malformed = client.post(
+        "/examples/report", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert malformed.status_code == 422
+    time.sleep(0.5)
+    assert process.log().count(" started") == started_before
+
+
+def test_unknown_job_is_404(api: tuple[httpx.Client, Process]) -> None:
+    client, _ = api
+    assert client.get("/jobs/never-enqueued").status_code == 404
+
+
+def test_heartbeats_run_once_per_two_second_slot(api: tuple[httpx.Client, Process]) -> None:
+    client, _ = api
+    beats = wait_for(
+        lambda: len(items := client.get("/examples/heartbeats").json()) >= 3 and items,
+        timeout=12,
+        what="three heartbeats",
+    )
+    ticks = [datetime.fromisoformat(item["tick"]) for item in beats]
+    assert len(set(ticks)) == len(ticks), f"a tick ran twice: {ticks}"
+    assert all(tick.timestamp() % 2 == 0 for tick in ticks), ticks
+    gaps = {(a - b).total_seconds() for a, b in itertools.pairwise(ticks)}
+    assert gaps == {2.0}, f"heartbeats are not 2 s apart: {ticks}"
+    for item in beats:
+        ran_at = datetime.fromisoformat(item["ran_at"])
+        assert 0 <= (ran_at - datetime.fromisoformat(item["tick"])).total_seconds() < 2
+
+
+def test_graceful_stop_waits_for_a_running_job(
+    interval_project: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    """SIGTERM while a job runs: uvicorn lets the job finish before the process exits."""
+    project, command, _ = interval_project
+    port = free_port()
+    env = {"UVICORN_HOST": "127.0.0.1", "UVICORN_PORT": str(port)}
+    with serving(project, command, port, env, tmp_path / "api.log") as (client, process):
+        job_id = client.post("/examples/report", json={"seconds": 2}).json()["job_id"]
+        wait_for(lambda: _job(client, job_id)["status"] == "started", 5, what="started")
+        started = time.monotonic()
+        process.popen.send_signal(signal.SIGTERM)  # to `uv run`, which forwards it to uvicorn
+        process.popen.wait(30)
+        assert time.monotonic() - started >= 1.0  # it waited for the job
+        log = process.log()
+    assert "Application shutdown complete" in log, log
+    assert re.search(rf"job {job_id} \(\S+build_report\) finished", log), log
+    assert "unfinished" not in log
+
+
+def test_cron_heartbeat_runs_at_the_minute(copie_session: Any, tmp_path: Path) -> None:
+    """scheduling=cron: the example job runs on EXAMPLE_HEARTBEAT_CRON (every minute here)."""
+    project, command, _ = _render(copie_session, scheduling="cron")
+    port = free_port()
+    env = {
+        "UVICORN_HOST": "127.0.0.1",
+        "UVICORN_PORT": str(port),
+        "EXAMPLE_HEARTBEAT_CRON": "* * * * *",
+    }
+    with serving(project, command, port, env, tmp_path / "api.log") as (client, _):
+        beats = wait_for(
+            lambda: client.get("/examples/heartbeats").json(),
+            timeout=70,
+            interval=0.5,
+            what="a cron heartbeat",
+        )
+    tick = datetime.fromisoformat(beats[0]["tick"])
+    assert (tick.second, tick.microsecond) == (0, 0)
+    assert len(beats) == 1
