@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from helpers import compose_binary, compose_services, jinja_leftovers, run, uv_sync
+from helpers import REPO_ROOT, compose_binary, compose_services, jinja_leftovers, run, uv_sync
 
 BASE: dict[str, Any] = {"project_name": "Acme Orders"}
 
@@ -42,16 +42,23 @@ PAIRS: list[dict[str, Any]] = [
     {"python_version": "3.13", "scheduling": "cron"},
 ]
 
-MATRIX = [{**BASE, **answers} for answers in ONE_AT_A_TIME + PAIRS]
+# Every team starter kit in presets/ is an answer set like any other.
+PRESETS = {
+    f"preset:{path.stem}": yaml.safe_load(path.read_text())
+    for path in sorted((REPO_ROOT / "presets").glob("*.yml"))
+}
 
 
 def _id(answers: dict[str, Any]) -> str:
-    changed = {k: v for k, v in answers.items() if k not in BASE or v != BASE[k]}
-    return ",".join(f"{k}={v}" for k, v in changed.items())[:60] or "defaults"
+    return ",".join(f"{k}={v}" for k, v in answers.items())[:60] or "defaults"
+
+
+CASES = {_id(answers): answers for answers in ONE_AT_A_TIME + PAIRS} | PRESETS
+MATRIX = [{**BASE, **answers} for answers in CASES.values()]
 
 
 @pytest.mark.render
-@pytest.mark.parametrize("answers", MATRIX, ids=[_id(a) for a in MATRIX])
+@pytest.mark.parametrize("answers", MATRIX, ids=list(CASES))
 def test_rendered_project_is_complete_and_clean(copie: Any, answers: dict[str, Any]) -> None:
     result = copie.copy(extra_answers=answers)
     assert result.exit_code == 0, result.exception
