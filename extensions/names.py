@@ -7,6 +7,7 @@ each returns an empty string for a good name, or a message naming the field.
 
 from __future__ import annotations
 
+import json
 import keyword
 import re
 import sys
@@ -91,10 +92,20 @@ def slugify(name: Any) -> str:
     return slug if slug[:1].isalpha() else f"service-{slug}".rstrip("-")
 
 
+def py_string(value: Any) -> str:
+    """``value`` as a double-quoted Python string literal that ``ruff format`` leaves as is.
+
+    Quotes become ``\\u0022`` escapes, so the formatter has no reason to switch quotes.
+    """
+    body = json.dumps(str(value), ensure_ascii=False)[1:-1]
+    return '"' + body.replace('\\"', "\\u0022") + '"'
+
+
 class NamesExtension(Extension):
-    """Jinja globals ``slug_error``, ``package_error`` and filter ``slugify``."""
+    """Jinja globals ``slug_error``, ``package_error``; filters ``slugify``, ``py_string``."""
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
         environment.globals.update(slug_error=slug_error, package_error=package_error)
         environment.filters["slugify"] = slugify
+        environment.filters["py_string"] = py_string
