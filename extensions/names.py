@@ -25,12 +25,43 @@ PACKAGE_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 # with one of these names would shadow it and break the project.
 DEPENDENCY_MODULES = frozenset(
     {
-        "amqp", "anyio", "apscheduler", "billiard", "celery", "click", "email_validator",
-        "fakeredis", "fastapi", "flower", "h11", "httptools", "httpx", "kombu", "mypy",
-        "pydantic", "pydantic_core", "pydantic_settings", "pytest", "redbeat", "redis",
-        "rq", "rq_dashboard", "ruff", "starlette", "tests", "typing_extensions",
-        "uvicorn", "uvloop", "vine", "watchfiles", "websockets", "dotenv", "yaml",
-        "app", "conftest", "docs",
+        "amqp",
+        "anyio",
+        "apscheduler",
+        "billiard",
+        "celery",
+        "click",
+        "email_validator",
+        "fakeredis",
+        "fastapi",
+        "flower",
+        "h11",
+        "httptools",
+        "httpx",
+        "kombu",
+        "mypy",
+        "pydantic",
+        "pydantic_core",
+        "pydantic_settings",
+        "pytest",
+        "redbeat",
+        "redis",
+        "rq",
+        "rq_dashboard",
+        "ruff",
+        "starlette",
+        "tests",
+        "typing_extensions",
+        "uvicorn",
+        "uvloop",
+        "vine",
+        "watchfiles",
+        "websockets",
+        "dotenv",
+        "yaml",
+        "app",
+        "conftest",
+        "docs",
     }
 )
 
@@ -38,16 +69,53 @@ DEPENDENCY_MODULES = frozenset(
 # (3.11 to 3.13). sys.stdlib_module_names covers the running interpreter; the
 # extra names were added or removed between those versions.
 STDLIB_MODULES = frozenset(sys.stdlib_module_names) | frozenset(
-    {"_colorize", "_pyrepl", "_interpreters", "_interpqueues", "_interpchannels",
-     "asynchat", "asyncore", "distutils", "imp", "smtpd", "test"}
+    {
+        # added in 3.12 and 3.13
+        "_colorize",
+        "_pyrepl",
+        "_interpreters",
+        "_interpqueues",
+        "_interpchannels",
+        # removed in 3.12
+        "asynchat",
+        "asyncore",
+        "distutils",
+        "imp",
+        "smtpd",
+        # removed in 3.13 (PEP 594 and lib2to3)
+        "aifc",
+        "audioop",
+        "cgi",
+        "cgitb",
+        "chunk",
+        "crypt",
+        "imghdr",
+        "lib2to3",
+        "mailcap",
+        "msilib",
+        "nis",
+        "nntplib",
+        "ossaudiodev",
+        "pipes",
+        "sndhdr",
+        "spwd",
+        "sunau",
+        "telnetlib",
+        "uu",
+        "xdrlib",
+        "test",
+    }
 )
+
+# Soft keywords of every supported Python (`type` became one in 3.12).
+SOFT_KEYWORDS = frozenset(keyword.softkwlist) | {"_", "case", "match", "type"}
 
 
 def slug_error(value: Any) -> str:
     """Why ``value`` is not a good ``project_slug``, or ``""``."""
     if not isinstance(value, str) or not value:
         return "project_slug must not be empty."
-    if not SLUG_RE.match(value):
+    if not SLUG_RE.fullmatch(value):
         return (
             f"project_slug {value!r} must be lowercase letters and digits in words "
             "joined by single hyphens, starting with a letter (for example acme-orders)."
@@ -61,12 +129,12 @@ def package_error(value: Any) -> str:
     """Why ``value`` is not a good ``package_name``, or ``""``."""
     if not isinstance(value, str) or not value:
         return "package_name must not be empty."
-    if not value.isidentifier() or not PACKAGE_RE.match(value):
+    if not value.isidentifier() or not PACKAGE_RE.fullmatch(value):
         return (
             f"package_name {value!r} must be a Python identifier in lowercase: letters, "
             "digits and underscores, not starting with a digit (for example acme_orders)."
         )
-    if keyword.iskeyword(value) or keyword.issoftkeyword(value):
+    if keyword.iskeyword(value) or value in SOFT_KEYWORDS:
         return f"package_name {value!r} is a Python keyword; pick another name."
     if value in STDLIB_MODULES:
         return (
@@ -89,7 +157,13 @@ def slugify(name: Any) -> str:
     words = re.findall(r"[a-z0-9]+", ascii_name.lower())
     slug = "-".join(words)
     # A slug must start with a letter.
-    return slug if slug[:1].isalpha() else f"service-{slug}".rstrip("-")
+    if not slug[:1].isalpha():
+        slug = f"service-{slug}".rstrip("-")
+    # At most 64 characters, cut at a hyphen where there is one.
+    if len(slug) > 64:
+        slug = slug[:64]
+        slug = slug.rsplit("-", 1)[0] if "-" in slug else slug
+    return slug
 
 
 def py_string(value: Any) -> str:
