@@ -53,9 +53,7 @@ class Needs:
         ):
             value = getattr(self, name)
             if value not in allowed:
-                raise ValueError(
-                    f"{name} must be one of {', '.join(allowed)}; got {value!r}"
-                )
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
         for name in ("loss_tolerable", "needs_retries", "cpu_heavy"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false; got {getattr(self, name)!r}")
@@ -90,9 +88,7 @@ def unmet_needs(tier: str, needs: Needs) -> tuple[str, ...]:
             "so queued and running tasks are lost when it restarts"
         )
     if needs.needs_retries:
-        unmet.append(
-            "needs_retries is true: BackgroundTasks run a task once and never retry it"
-        )
+        unmet.append("needs_retries is true: BackgroundTasks run a task once and never retry it")
     if needs.task_duration != "short":
         unmet.append(
             f"task_duration is {needs.task_duration}: in-process tasks must finish in "
@@ -100,8 +96,7 @@ def unmet_needs(tier: str, needs: Needs) -> tuple[str, ...]:
         )
     if needs.cpu_heavy:
         unmet.append(
-            "cpu_heavy is true: CPU-bound tasks in the API process starve the requests "
-            "it serves"
+            "cpu_heavy is true: CPU-bound tasks in the API process starve the requests it serves"
         )
     if needs.scale != "single":
         unmet.append(
@@ -139,8 +134,7 @@ def recommend(needs: Needs) -> Recommendation:
         reasons = [
             "loss_tolerable is true: a task lost on restart is acceptable",
             "needs_retries is false: a task runs once",
-            "task_duration is short and cpu_heavy is false: short I/O work fits in the "
-            "API process",
+            "task_duration is short and cpu_heavy is false: short I/O work fits in the API process",
             "scale is single: one API process, so the in-process job registry is complete",
         ]
         if needs.scheduling != "none":
@@ -184,10 +178,16 @@ def refusal(tier: str, needs: Needs, available: tuple[str, ...] = AVAILABLE_TIER
             + advice
         )
     if tier not in available:
-        return (
+        message = (
             f"task_backend {tier} is not available yet in this release of "
-            f"copier-fastapi-tasks (available: {', '.join(available)}). Nothing was written."
+            f"copier-fastapi-tasks (available: {', '.join(available)})."
         )
+        blocked = {t: unmet_needs(t, needs) for t in available if unmet_needs(t, needs)}
+        if blocked and len(blocked) == len(available):
+            message += " Your answers rule out the available tiers too: " + " ".join(
+                f"{t} cannot keep them ({'; '.join(unmet)})." for t, unmet in blocked.items()
+            )
+        return message
     return ""
 
 
@@ -214,8 +214,8 @@ def help_text(needs: Needs) -> str:
 
 
 class DecisionExtension(Extension):
-    """Jinja globals: ``recommended_tier()``, ``recommendation_reasons()``,
-    ``tier_help()`` and ``tier_refusal(tier)``, each reading the answers given so far."""
+    """Jinja globals: ``recommended_tier()``, ``recommendation_reasons()``, ``tier_help()``
+    and ``tier_refusal(tier)``, each reading the answers given so far."""
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)

@@ -8,6 +8,7 @@ question and leave nothing in the destination.
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +65,10 @@ def unavailable(tier: str) -> bool:
 
 # --- (a) refused answers, through the Python API -----------------------------
 
+# How copier words a refusal: a question's validator ("Validation error for question
+# 'X'") or a choice's validator, which disables it ("Invalid choice for 'X'").
+REFUSED_PREFIX = r"(?:Validation error for question|Invalid choice for)"
+
 REFUSED = [
     # (question, data, words the message must hold besides the question's name)
     ("project_slug", {"project_slug": "Acme-Orders"}, []),
@@ -115,7 +120,7 @@ def test_refused_answer_names_its_question_and_writes_nothing(
     tmp_path: Path, question: str, data: dict[str, Any], words: list[str]
 ) -> None:
     dst = tmp_path / "service"
-    with pytest.raises(ValueError, match=rf"question '{question}'") as excinfo:
+    with pytest.raises(ValueError, match=rf"{REFUSED_PREFIX} '{question}'") as excinfo:
         copy(dst, data)
     message = str(excinfo.value)
     # The validator's own message names the field too, not only copier's prefix.
@@ -140,7 +145,7 @@ def test_refusal_leaves_an_existing_empty_destination_empty(
 ) -> None:
     dst = tmp_path / "service"
     dst.mkdir()
-    with pytest.raises(ValueError, match="Validation error for question"):
+    with pytest.raises(ValueError, match=REFUSED_PREFIX):
         copy(dst, data)
     assert dst.is_dir()
     assert_nothing_written(dst)
@@ -148,7 +153,7 @@ def test_refusal_leaves_an_existing_empty_destination_empty(
 
 @pytest.mark.render
 def test_background_tasks_refusal_names_only_the_unmet_needs(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="question 'task_backend'") as excinfo:
+    with pytest.raises(ValueError, match=rf"{REFUSED_PREFIX} 'task_backend'") as excinfo:
         copy(
             tmp_path / "service",
             {"task_backend": "background_tasks", "loss_tolerable": False, "needs_retries": True},
@@ -170,7 +175,7 @@ def test_unavailable_tier_refused_as_not_available_yet(tmp_path: Path, tier: str
     data = {"task_backend": tier, "loss_tolerable": False}
     if tier == "celery":
         data["task_duration"] = "long"
-    with pytest.raises(ValueError, match="question 'task_backend'") as excinfo:
+    with pytest.raises(ValueError, match=rf"{REFUSED_PREFIX} 'task_backend'") as excinfo:
         copy(dst, data)
     assert "not available yet" in str(excinfo.value)
     assert tier in str(excinfo.value).split(":", 1)[1]
@@ -246,7 +251,7 @@ def test_cli_refusal_exits_non_zero_names_the_field_and_writes_nothing(
     assert question in output
     # DESIGN.md: copier reports it as its own validation error; any other
     # traceback would be a bug in the template.
-    assert f"Validation error for question '{question}'" in output, output[-2000:]
+    assert re.search(rf"{REFUSED_PREFIX} '{question}'", output), output[-2000:]
     assert_nothing_written(dst)
 
 
@@ -275,7 +280,7 @@ def recorded_answers(dst: Path, data: dict[str, Any]) -> dict[str, Any]:
     try:
         copy(dst, data)
     except ValueError as exc:
-        if "Validation error" in str(exc):
+        if re.match(REFUSED_PREFIX, str(exc)):
             raise
         render_error: Exception | None = exc
     except Exception as exc:
@@ -299,7 +304,7 @@ def test_task_backend_default_is_the_recommendation(
     if unavailable(tier):
         # The default is the recommendation, which this release cannot generate
         # yet: copier must refuse it by name rather than render another tier.
-        with pytest.raises(ValueError, match="question 'task_backend'") as excinfo:
+        with pytest.raises(ValueError, match=rf"{REFUSED_PREFIX} 'task_backend'") as excinfo:
             copy(dst, data, pretend=True, exclude=["*"])
         detail = str(excinfo.value).split(":", 1)[1]
         assert "not available yet" in detail
@@ -322,7 +327,9 @@ def questions() -> dict[str, Any]:
 
 def choice_values(spec: dict[str, Any]) -> list[Any]:
     choices = spec["choices"]
-    return list(choices.values()) if isinstance(choices, dict) else list(choices)
+    values = list(choices.values()) if isinstance(choices, dict) else list(choices)
+    # A choice with its own validator is written {value: ..., validator: ...}.
+    return [v["value"] if isinstance(v, dict) else v for v in values]
 
 
 def test_need_questions_match_the_engine(questions: dict[str, Any]) -> None:
@@ -363,7 +370,10 @@ def test_copier_yml_default_help_and_validator_over_every_combination(
     spec = questions["task_backend"]
     default = env.from_string(spec["default"])
     help_ = env.from_string(spec["help"])
-    validator = env.from_string(spec["validator"])
+    # Each tier's choice carries its own validator: copier disables the choice
+    # (interactive) or refuses it (--data) when the validator says why.
+    [choice] = [c for c in spec["choices"].values() if c["value"] == tier]
+    validator = env.from_string(choice["validator"])
     for needs in ALL:
         context = {
             "project_name": "Acme Orders",
@@ -374,7 +384,7 @@ def test_copier_yml_default_help_and_validator_over_every_combination(
         recommended = decision.recommend(needs).tier
         assert default.render(context) == recommended, needs
         assert recommended in help_.render(context), needs
-        message = validator.render({**context, "task_backend": tier}).strip()
+        message = validator.render(context).strip()
         accepted = not unavailable(tier) and (tier != "background_tasks" or bg_fits(needs))
         assert (message == "") == accepted, (needs, message)
 

@@ -115,6 +115,8 @@ def test_rendered_project_is_complete_and_clean(copie: Any, answers: dict[str, A
     assert services["api"]["command"].startswith(f"uvicorn {package}.main:app")
     assert all(port.startswith("127.0.0.1:") for port in services["api"]["ports"])
 
+    run(["pre-commit", "validate-config", ".pre-commit-config.yaml"], cwd=project)
+
     if (project / ".github/workflows/ci.yml").exists():
         run(
             [
