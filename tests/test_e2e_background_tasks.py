@@ -191,3 +191,28 @@ def test_cron_heartbeat_runs_at_the_minute(copie_session: Any, tmp_path: Path) -
     tick = datetime.fromisoformat(beats[0]["tick"])
     assert (tick.second, tick.microsecond) == (0, 0)
     assert len(beats) == 1
+
+
+def test_a_job_outliving_the_graceful_timeout_is_reported_lost(
+    interval_project: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    """What the README promises on this tier: a job still running when the graceful
+    shutdown timeout ends is lost, and its id is logged."""
+    project, command, _ = interval_project
+    port = free_port()
+    env = {
+        "UVICORN_HOST": "127.0.0.1",
+        "UVICORN_PORT": str(port),
+        "UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN": "1",
+    }
+    with serving(project, command, port, env, tmp_path / "api.log") as (client, process):
+        job_id = client.post("/examples/report", json={"seconds": 20}).json()["job_id"]
+        wait_for(lambda: _job(client, job_id)["status"] == "started", 5, what="started")
+        started = time.monotonic()
+        process.popen.send_signal(signal.SIGTERM)
+        process.popen.wait(15)
+        assert time.monotonic() - started < 10  # it did not wait for the 20 s job
+        log = process.log()
+    assert re.search(rf"stopping with 1 unfinished in-process job\(s\), now lost: {job_id}", log), (
+        log
+    )
