@@ -38,5 +38,6 @@ fi
 
 # --- docs -----------------------------------------------------------------------
 log "building the docs (mkdocs --strict)"
+export NO_MKDOCS_2_WARNING=1
 uv run mkdocs build --strict --quiet --site-dir .tmp/site
 log "all checks passed"
