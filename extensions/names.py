@@ -175,11 +175,18 @@ def py_string(value: Any) -> str:
     return '"' + body.replace('\\"', "\\u0022") + '"'
 
 
+def one_line(value: Any) -> str:
+    """``value`` with its line breaks and runs of spaces folded to single spaces."""
+    return " ".join(str(value).split())
+
+
 class NamesExtension(Extension):
-    """Jinja globals ``slug_error``, ``package_error``; filters ``slugify``, ``py_string``."""
+    """Jinja globals ``slug_error``, ``package_error``; filters ``slugify``, ``py_string``,
+    ``one_line``."""
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
         environment.globals.update(slug_error=slug_error, package_error=package_error)
         environment.filters["slugify"] = slugify
         environment.filters["py_string"] = py_string
+        environment.filters["one_line"] = one_line

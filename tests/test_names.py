@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import keyword
 import sys
@@ -267,3 +268,27 @@ def test_extension_exposes_validators_and_filter() -> None:
     assert "project_slug" in env.from_string("{{ slug_error(s) }}").render(s="Acme")
     assert env.from_string("{{ package_error(p) }}").render(p="acme_orders") == ""
     assert "package_name" in env.from_string("{{ package_error(p) }}").render(p="celery")
+
+
+# --- text filters -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", HOSTILE, ids=[repr(s)[:24] for s in HOSTILE])
+def test_py_string_is_a_python_literal_of_the_same_text(text: object) -> None:
+    literal = names.py_string(text)
+    assert literal.startswith('"') and literal.endswith('"')
+    # Quotes inside are \u0022 escapes, so ruff format has no reason to switch quotes.
+    assert '"' not in literal[1:-1], literal
+    assert ast.literal_eval(literal) == str(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Acme Orders", "Acme Orders"),
+        ("Line one\nLine two", "Line one Line two"),
+        ("  tabs\tand\r\nbreaks  ", "tabs and breaks"),
+    ],
+)
+def test_one_line_folds_line_breaks(text: str, expected: str) -> None:
+    assert names.one_line(text) == expected

@@ -28,7 +28,7 @@ ONE_AT_A_TIME: list[dict[str, Any]] = [
     {"ci": "none"},
     # Hostile text must not break YAML, TOML, Python or Markdown output.
     {
-        "project_name": "Café \"Ünïcode\" <Orders> & 'Co'",
+        "project_name": "Café \"Ünïcode\" <Orders> & 'Co'\nsecond line",
         "description": "Quotes \" ' and \\ {{ jinja }} {% raw %} # not a comment: é",
     },
     {"package_name": "orders_service", "project_slug": "orders-svc"},
