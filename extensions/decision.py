@@ -182,8 +182,8 @@ def refusal(tier: str, needs: Needs, available: tuple[str, ...] = AVAILABLE_TIER
             f"task_backend {tier} is not available yet in this release of "
             f"copier-fastapi-tasks (available: {', '.join(available)})."
         )
-        blocked = {t: unmet_needs(t, needs) for t in available if unmet_needs(t, needs)}
-        if blocked and len(blocked) == len(available):
+        blocked = {t: unmet_needs(t, needs) for t in available}
+        if all(blocked.values()):
             message += " Your answers rule out the available tiers too: " + " ".join(
                 f"{t} cannot keep them ({'; '.join(unmet)})." for t, unmet in blocked.items()
             )
