@@ -154,21 +154,31 @@ def test_heartbeats_run_once_per_two_second_slot(api: tuple[httpx.Client, Proces
         assert 0 <= (ran_at - datetime.fromisoformat(item["tick"])).total_seconds() < 2
 
 
+def _stop_during_a_job(
+    project: Path, command: str, log: Path, seconds: float, env: dict[str, str]
+) -> tuple[str, str, float]:
+    """Serve, start a report job of ``seconds``, SIGTERM the server while the job runs.
+
+    Returns the job id, the server's log and how long the stop took.
+    """
+    port = free_port()
+    env = {"UVICORN_HOST": "127.0.0.1", "UVICORN_PORT": str(port), **env}
+    with serving(project, command, port, env, log) as (client, process):
+        job_id = client.post("/examples/report", json={"seconds": seconds}).json()["job_id"]
+        wait_for(lambda: _job(client, job_id)["status"] == "started", 5, what="started")
+        started = time.monotonic()
+        process.popen.send_signal(signal.SIGTERM)  # to `uv run`, which forwards it to uvicorn
+        process.popen.wait(30)
+        return job_id, process.log(), time.monotonic() - started
+
+
 def test_graceful_stop_waits_for_a_running_job(
     interval_project: tuple[Path, str, str], tmp_path: Path
 ) -> None:
     """SIGTERM while a job runs: uvicorn lets the job finish before the process exits."""
     project, command, _ = interval_project
-    port = free_port()
-    env = {"UVICORN_HOST": "127.0.0.1", "UVICORN_PORT": str(port)}
-    with serving(project, command, port, env, tmp_path / "api.log") as (client, process):
-        job_id = client.post("/examples/report", json={"seconds": 2}).json()["job_id"]
-        wait_for(lambda: _job(client, job_id)["status"] == "started", 5, what="started")
-        started = time.monotonic()
-        process.popen.send_signal(signal.SIGTERM)  # to `uv run`, which forwards it to uvicorn
-        process.popen.wait(30)
-        assert time.monotonic() - started >= 1.0  # it waited for the job
-        log = process.log()
+    job_id, log, took = _stop_during_a_job(project, command, tmp_path / "api.log", 2, {})
+    assert took >= 1.0  # it waited for the job
     assert "Application shutdown complete" in log, log
     assert re.search(rf"job {job_id} \(\S+build_report\) finished", log), log
     assert "unfinished" not in log
@@ -201,20 +211,9 @@ def test_a_job_outliving_the_graceful_timeout_is_reported_lost(
     """What the README promises on this tier: a job still running when the graceful
     shutdown timeout ends is lost, and its id is logged."""
     project, command, _ = interval_project
-    port = free_port()
-    env = {
-        "UVICORN_HOST": "127.0.0.1",
-        "UVICORN_PORT": str(port),
-        "UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN": "1",
-    }
-    with serving(project, command, port, env, tmp_path / "api.log") as (client, process):
-        job_id = client.post("/examples/report", json={"seconds": 20}).json()["job_id"]
-        wait_for(lambda: _job(client, job_id)["status"] == "started", 5, what="started")
-        started = time.monotonic()
-        process.popen.send_signal(signal.SIGTERM)
-        process.popen.wait(15)
-        assert time.monotonic() - started < 10  # it did not wait for the 20 s job
-        log = process.log()
+    env = {"UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN": "1"}
+    job_id, log, took = _stop_during_a_job(project, command, tmp_path / "api.log", 20, env)
+    assert took < 10  # it did not wait for the 20 s job
     assert re.search(rf"stopping with 1 unfinished in-process job\(s\), now lost: {job_id}", log), (
         log
     )
