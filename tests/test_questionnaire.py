@@ -21,9 +21,9 @@ from jinja2.sandbox import SandboxedEnvironment
 
 import decision
 from decision import Needs
+from helpers import REPO_ROOT
 from names import NamesExtension
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 COPIER_YML = REPO_ROOT / "copier.yml"
 
 pytestmark = pytest.mark.filterwarnings("ignore::copier.errors.DirtyLocalWarning")
