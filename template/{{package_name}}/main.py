@@ -1,23 +1,13 @@
 """The FastAPI application: settings, logging, the job backend's lifespan, routers."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from . import tasks
 from .config import get_settings
-from .jobs import BrokerUnavailable
-from .jobs import lifespan as jobs_lifespan
+from .jobs import BrokerUnavailable, lifespan
 from .logs import configure_logging
 from .routes import all_routers
-
-
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    async with jobs_lifespan(app):
-        yield
 
 
 async def broker_unavailable(request: Request, exc: Exception) -> JSONResponse:
