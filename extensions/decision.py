@@ -31,7 +31,7 @@ SCALES = ("single", "multi", "distributed")
 
 #: Tiers this release of the template can generate. A tier missing here is
 #: refused by the ``task_backend`` validator with a "not available yet" message.
-AVAILABLE_TIERS = ("background_tasks",)
+AVAILABLE_TIERS = ("background_tasks", "rq", "celery")
 
 
 @dataclass(frozen=True)

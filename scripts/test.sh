@@ -22,9 +22,25 @@ log "uv $(uv --version)"
 log "syncing the template's environment"
 uv sync --locked --quiet
 
+# --- brokers --------------------------------------------------------------------
+# The end-to-end tests run real Redis and RabbitMQ servers as child processes on free
+# loopback ports (tests/servers.py starts and stops them). Only the binaries are
+# needed here: install them from Debian's packages when missing. Installing may start
+# the packaged services; the tests never use those.
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server)
+if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing ${missing[*]} from Debian's packages"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get install -y -q "${missing[@]}" >/dev/null \
+        || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q "${missing[@]}" >/dev/null; }
+fi
+log "$(redis-server --version | cut -d' ' -f1-3); rabbitmq-server $(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null || echo '?')"
+
 # --- tests ----------------------------------------------------------------------
-# The end-to-end tests of the background_tasks tier need no broker: the API runs
-# its jobs in-process. (The RQ and Celery tiers add Redis and RabbitMQ here.)
 log "running the test suite"
 status=0
 uv run pytest -n auto "$@" || status=$?

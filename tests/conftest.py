@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 
 import pytest
 
 from helpers import REPO_ROOT
+from servers import RabbitMQServer, RedisServer
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -19,3 +21,23 @@ def pytest_configure(config: pytest.Config) -> None:
 def _tools_present() -> None:
     """The suite needs uv on PATH to build each generated project's environment."""
     assert shutil.which("uv"), "uv is not on PATH: run the suite with `bash scripts/test.sh`"
+
+
+@pytest.fixture
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A fresh Redis (AOF on, noeviction) for one test; ``.kill()``/``.start()`` to fault it."""
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def rabbitmq_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitMQServer]:
+    """A fresh RabbitMQ node for one test (no guest user; ``.url`` has the credentials)."""
+    server = RabbitMQServer(tmp_path_factory.mktemp("rabbitmq")).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -166,21 +166,6 @@ def test_background_tasks_refusal_names_only_the_unmet_needs(tmp_path: Path) -> 
 
 
 @pytest.mark.render
-@pytest.mark.parametrize("tier", [t for t in ("rq", "celery") if unavailable(t)])
-def test_unavailable_tier_refused_as_not_available_yet(tmp_path: Path, tier: str) -> None:
-    dst = tmp_path / "service"
-    # Answers for which the tier is the recommendation: refused all the same.
-    data = {"task_backend": tier, "loss_tolerable": False}
-    if tier == "celery":
-        data["task_duration"] = "long"
-    with pytest.raises(ValueError, match=rf"{REFUSED_PREFIX} 'task_backend'") as excinfo:
-        copy(dst, data)
-    assert "not available yet" in str(excinfo.value)
-    assert tier in str(excinfo.value).split(":", 1)[1]
-    assert_nothing_written(dst)
-
-
-@pytest.mark.render
 def test_invalid_choice_names_its_question(tmp_path: Path) -> None:
     dst = tmp_path / "service"
     with pytest.raises(ValueError, match="task_backend"):
