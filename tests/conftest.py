@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from helpers import REPO_ROOT
+from helpers import FIGURES_DIR, REPO_ROOT
 from servers import RabbitMQServer, RedisServer
 
 
@@ -15,6 +16,21 @@ def pytest_configure(config: pytest.Config) -> None:
     # pytest-copie renders the template found at --template (default "."): make it the repo.
     if getattr(config.option, "template", None) in (None, "."):
         config.option.template = str(REPO_ROOT)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not hasattr(session.config, "workerinput"):  # the controller, not an xdist worker
+        for old in FIGURES_DIR.glob("*.txt"):
+            old.unlink()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the figures the end-to-end tests measured (recovery times and counts)."""
+    figures = sorted(FIGURES_DIR.glob("*.txt"))
+    if figures:
+        terminalreporter.section("measured figures")
+        for path in figures:
+            terminalreporter.write_line(f"{path.stem}: {path.read_text().strip()}")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -176,3 +176,12 @@ def wait_for(predicate: Any, timeout: float, interval: float = 0.1, what: str = 
             return value
         assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
         time.sleep(interval)
+
+
+FIGURES_DIR = REPO_ROOT / ".tmp" / "figures"
+
+
+def report_figure(name: str, text: str) -> None:
+    """Keep a measured figure for the end-of-run summary (works across xdist workers)."""
+    FIGURES_DIR.mkdir(parents=True, exist_ok=True)
+    (FIGURES_DIR / f"{name}.txt").write_text(text)

@@ -1,0 +1,339 @@
+"""End to end, rq tier: the generated compose commands (`api`, `worker`, `scheduler`,
+`dashboard`) run as local processes (`uv run <command>`) against a real Redis started
+for each test, and are exercised over HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+import zlib
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from helpers import (
+    Process,
+    compose_services,
+    free_port,
+    report_figure,
+    serving,
+    uv_sync,
+    wait_for,
+)
+from servers import RedisServer
+
+pytestmark = pytest.mark.e2e
+
+TIMEOUT = 10  # JOB_TIMEOUT_SECONDS in these tests: the recovery bound is stated for it
+
+
+class Project:
+    def __init__(self, path: Path, package: str) -> None:
+        self.path = path
+        self.package = package
+        self.services = compose_services(path)
+
+    def command(self, service: str) -> str:
+        command: str = self.services[service]["command"]
+        return command
+
+
+@pytest.fixture(scope="module")
+def project(copie_session: Any) -> Project:
+    result = copie_session.copy(
+        extra_answers={
+            "project_name": "Acme Orders",
+            "loss_tolerable": False,
+            "task_backend": "rq",
+            "scheduling": "interval",
+            "monitoring": True,
+        }
+    )
+    assert result.exit_code == 0, result.exception
+    uv_sync(result.project_dir)
+    return Project(result.project_dir, result.answers["package_name"])
+
+
+def env_for(server: RedisServer, **extra: str) -> dict[str, str]:
+    return {
+        "REDIS_URL": server.url,
+        "JOB_TIMEOUT_SECONDS": str(TIMEOUT),
+        "JOB_MAX_RETRIES": "3",
+        "EXAMPLE_HEARTBEAT_SECONDS": "2",
+        **extra,
+    }
+
+
+class Stack:
+    """The API and any number of workers and schedulers of one project on one Redis."""
+
+    def __init__(self, project: Project, server: RedisServer, logs: Path) -> None:
+        self.project, self.server, self.logs = project, server, logs
+        self.processes: list[Process] = []
+
+    def start(self, service: str, **extra_env: str) -> Process:
+        name = f"{service}-{len(self.processes)}"
+        process = Process(
+            self.project.command(service),
+            self.project.path,
+            env_for(self.server, **extra_env),
+            self.logs / f"{name}.log",
+        )
+        self.processes.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            process.stop()
+
+
+@pytest.fixture
+def stack(
+    project: Project, redis_server: RedisServer, tmp_path: Path
+) -> Iterator[tuple[Stack, httpx.Client]]:
+    stack = Stack(project, redis_server, tmp_path)
+    port = free_port()
+    env = env_for(redis_server, UVICORN_HOST="127.0.0.1", UVICORN_PORT=str(port))
+    try:
+        with serving(project.path, project.command("api"), port, env, tmp_path / "api.log") as (
+            client,
+            _,
+        ):
+            yield stack, client
+    finally:
+        stack.stop_all()
+        for log in sorted(tmp_path.glob("*.log")):
+            print(f"--- {log.name}\n{log.read_text()[-3000:]}")
+
+
+def job(client: httpx.Client, job_id: str) -> dict[str, Any]:
+    response = client.get(f"/jobs/{job_id}")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def settled(client: httpx.Client, job_id: str, timeout: float = 30) -> dict[str, Any]:
+    return wait_for(
+        lambda: (body := job(client, job_id))["status"] in ("finished", "failed") and body,
+        timeout,
+        interval=0.2,
+        what=f"job {job_id} to settle",
+    )
+
+
+def report(client: httpx.Client, seconds: float = 0, fail_times: int = 0) -> str:
+    response = client.post("/examples/report", json={"seconds": seconds, "fail_times": fail_times})
+    assert response.status_code == 202, response.text
+    job_id: str = response.json()["job_id"]
+    return job_id
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, whatever its process group (RQ's work horse leaves
+    the worker's group), read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def kill_tree(process: Process) -> list[int]:
+    """``kill -9`` a process with its whole tree, the way a lost machine stops it."""
+    tree = [process.popen.pid, *descendants(process.popen.pid)]
+    for pid in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    process.popen.wait(10)
+    return tree
+
+
+# --- the tests ------------------------------------------------------------------------
+
+
+def test_jobs_finish_retry_and_fail_over_http(stack: tuple[Stack, httpx.Client]) -> None:
+    stack_, client = stack
+    stack_.start("worker")
+    assert client.get("/health/ready").json() == {"status": "ready"}
+
+    response = client.post("/examples/welcome-email", json={"email": "ada@example.com"})
+    assert response.status_code == 202
+    body = settled(client, response.json()["job_id"])
+    assert body["status"] == "finished", body
+    assert body["result"] == {"email": "ada@example.com", "status": "sent"}
+
+    # Fails twice with a TransientError, retried with growing waits, third run finishes.
+    job_id = report(client, fail_times=2)
+    seen = {job(client, job_id)["status"]}
+    body = wait_for(
+        lambda: (b := job(client, job_id), seen.add(b["status"]))[0]["status"] == "finished" and b,
+        30,
+        interval=0.1,
+        what="the twice-failing report to finish",
+    )
+    assert body["result"]["attempts"] == 3, body
+    assert "retrying" in seen, seen
+
+    # More failures than JOB_MAX_RETRIES=3 allows: failed, with the task's error.
+    body = settled(client, report(client, fail_times=5), timeout=40)
+    assert body["status"] == "failed"
+    assert body["error"].startswith("TransientError: planned transient failure 4 of 5"), body
+
+    assert client.get("/jobs/no-such-job").status_code == 404
+
+
+def test_bad_input_is_422_and_enqueues_nothing(stack: tuple[Stack, httpx.Client]) -> None:
+    stack_, client = stack
+    connection = redis.Redis.from_url(stack_.server.url)
+    before = set(connection.scan_iter("rq:job:*"))
+    for path, payload in [
+        ("/examples/welcome-email", {"email": "not-an-email"}),
+        ("/examples/report", {"seconds": -1}),
+        ("/examples/report", {"seconds": 1, "fail_times": 99}),
+        ("/examples/report", {"seconds": 1, "extra": "field"}),
+    ]:
+        response = client.post(path, json=payload)
+        assert response.status_code == 422, (path, payload, response.text)
+    response = client.post(
+        "/examples/report", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert set(connection.scan_iter("rq:job:*")) == before
+    assert connection.llen("rq:queue:default") == 0
+
+
+def test_queue_holds_only_json(stack: tuple[Stack, httpx.Client]) -> None:
+    stack_, client = stack
+    job_id = report(client, seconds=0)  # no worker yet: the job waits in Redis
+    connection = redis.Redis.from_url(stack_.server.url)
+    data = connection.hget(f"rq:job:{job_id}", "data")
+    assert data is not None
+    payload = json.loads(zlib.decompress(data))  # RQ's JSONSerializer (zlib'd): no pickle
+    assert payload[0].endswith(".backend.execute")
+    assert payload[2][0].endswith("tasks.examples.build_report")
+
+
+def test_worker_killed_mid_job_every_job_still_finishes(
+    stack: tuple[Stack, httpx.Client],
+) -> None:
+    stack_, client = stack
+    worker = stack_.start("worker")
+    jobs = [report(client, seconds=2) for _ in range(4)]
+    wait_for(
+        lambda: any(job(client, j)["status"] == "started" for j in jobs),
+        30,
+        what="a job to start",
+    )
+    killed = kill_tree(worker)
+    assert len(killed) >= 2, "the worker's tree should hold the worker and its work horse"
+    killed_at = time.monotonic()
+    stack_.start("worker")
+    results = [settled(client, j, timeout=120) for j in jobs]
+    recovery = time.monotonic() - killed_at
+    report_figure(
+        "rq recovery after kill -9 of the worker tree",
+        f"every one of {len(jobs)} jobs finished {recovery:.1f} s after the kill "
+        f"(JOB_TIMEOUT_SECONDS={TIMEOUT}, bound 90 s)",
+    )
+    assert [r["status"] for r in results] == ["finished"] * len(jobs), results
+    # The job that was running when the worker died ran again (at least once).
+    assert max(r["result"]["attempts"] for r in results) == 2, results
+    assert recovery < 90, f"recovery took {recovery:.1f} s; the documented bound is 90 s"
+
+
+def test_two_schedulers_run_each_tick_once(stack: tuple[Stack, httpx.Client]) -> None:
+    stack_, client = stack
+    stack_.start("worker")
+    stack_.start("scheduler")
+    stack_.start("scheduler")  # started by mistake
+    time.sleep(20)
+    beats = client.get("/examples/heartbeats").json()
+    ticks = [datetime.fromisoformat(beat["tick"]) for beat in beats]
+    assert len(ticks) >= 7, beats
+    assert len(ticks) == len(set(ticks)), f"a tick ran twice: {beats}"
+    for tick in ticks:
+        assert tick.timestamp() % 2 == 0, f"tick {tick} is not on a 2 s slot"
+    logs = "".join(p.log() for p in stack_.processes)
+    assert "already enqueued elsewhere; skipped" in logs, "the second scheduler never lost a claim"
+    assert "pickle" not in logs.lower()
+
+
+def test_redis_outage_answers_503_and_loses_nothing(stack: tuple[Stack, httpx.Client]) -> None:
+    stack_, client = stack
+    server = stack_.server
+    accepted = [report(client, seconds=0.2) for _ in range(5)]  # no worker yet
+    time.sleep(1.5)  # the AOF is fsynced every second
+    server.kill()
+
+    started = time.monotonic()
+    response = client.post("/examples/report", json={"seconds": 0})
+    assert response.status_code == 503, response.text
+    assert "Redis" in response.json()["detail"]
+    assert time.monotonic() - started < 10
+    ready = client.get("/health/ready")
+    assert ready.status_code == 503 and ready.json()["status"] == "unavailable"
+    assert client.get(f"/jobs/{accepted[0]}").status_code == 503
+
+    worker = stack_.start("worker")  # starts while Redis is down: it must wait, not exit
+    time.sleep(3)
+    assert worker.popen.poll() is None, f"the worker gave up on Redis:\n{worker.log()}"
+    server.start()
+
+    wait_for(lambda: client.get("/health/ready").status_code == 200, 20, what="readiness")
+    after = report(client, seconds=0)
+    for job_id in [*accepted, after]:
+        assert settled(client, job_id)["status"] == "finished"
+
+
+def test_dashboard_needs_basic_auth(
+    project: Project, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    port = free_port()
+    service = project.services["dashboard"]
+    assert service["ports"] == ["127.0.0.1:9181:9181"]
+    env = {
+        **{k: v for k, v in service["environment"].items() if not k.startswith("RQ_DASHBOARD_")},
+        "RQ_DASHBOARD_REDIS_URL": redis_server.url,
+        "RQ_DASHBOARD_BIND": "127.0.0.1",
+        "RQ_DASHBOARD_PORT": str(port),
+        "RQ_DASHBOARD_USERNAME": "admin",
+        "RQ_DASHBOARD_PASSWORD": "s3cret",
+    }
+    dashboard = Process(project.command("dashboard"), project.path, env, tmp_path / "dash.log")
+    try:
+        base = f"http://127.0.0.1:{port}/"
+        assert wait_for(lambda: _answers(base) or dashboard.popen.poll() is not None, 60)
+        assert dashboard.popen.poll() is None, f"rq-dashboard exited:\n{dashboard.log()}"
+        assert httpx.get(base).status_code == 401
+        assert httpx.get(base, auth=("admin", "wrong")).status_code == 401
+        assert httpx.get(base, auth=("admin", "s3cret")).status_code == 200
+    finally:
+        dashboard.stop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        httpx.get(url, timeout=1)
+    except httpx.TransportError:
+        return False
+    return True
