@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from decision import Needs, recommend
 from helpers import REPO_ROOT, compose_binary, compose_services, jinja_leftovers, run, uv_sync
 
 BASE: dict[str, Any] = {"project_name": "Acme Orders"}
@@ -42,6 +43,20 @@ PAIRS: list[dict[str, Any]] = [
     {"python_version": "3.13", "scheduling": "cron"},
 ]
 
+# The durable tiers, alone and with the options that change what they generate.
+TIERS: list[dict[str, Any]] = [
+    {"loss_tolerable": False, "task_backend": "rq"},
+    {"needs_retries": True, "task_backend": "rq", "scheduling": "interval", "monitoring": True},
+    {
+        "loss_tolerable": False,
+        "task_backend": "rq",
+        "scheduling": "cron",
+        "include_examples": False,
+        "ci": "none",
+    },
+    {"loss_tolerable": False, "task_backend": "rq", "python_version": "3.13", "scheduling": "cron"},
+]
+
 # Every team starter kit in presets/ is an answer set like any other.
 PRESETS = {
     f"preset:{path.stem}": yaml.safe_load(path.read_text())
@@ -53,7 +68,7 @@ def _id(answers: dict[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in answers.items())[:60] or "defaults"
 
 
-CASES = {_id(answers): answers for answers in ONE_AT_A_TIME + PAIRS} | PRESETS
+CASES = {_id(answers): answers for answers in ONE_AT_A_TIME + PAIRS + TIERS} | PRESETS
 MATRIX = [{**BASE, **answers} for answers in CASES.values()]
 
 
@@ -98,22 +113,17 @@ def test_rendered_project_is_complete_and_clean(copie: Any, answers: dict[str, A
 
     # The answers and the decision are recorded.
     recorded = yaml.safe_load((project / ".copier-answers.yml").read_text())
-    assert recorded["task_backend"] == "background_tasks"
+    tier = answers.get("task_backend") or recommend(Needs.from_answers(answers)).tier
+    assert recorded["task_backend"] == tier
     for key, value in answers.items():
         assert recorded[key] == value, key
     # Text answers survive as data in TOML and Python, whatever they contain.
     pyproject = tomllib.loads((project / "pyproject.toml").read_text())
     assert pyproject["project"]["description"] == recorded["description"]
     decision = (project / "docs/decisions/0001-background-jobs.md").read_text()
-    assert "background_tasks" in decision and "because" in decision
+    assert tier in decision and "because" in decision
 
-    # The compose file is valid for Compose v2 and names the contract's services.
-    compose = run([str(compose_binary()), "config", "--quiet"], cwd=project, check=False)
-    assert compose.returncode == 0, compose.stderr
-    services = compose_services(project)
-    assert set(services) == {"api"}
-    assert services["api"]["command"].startswith(f"uvicorn {package}.main:app")
-    assert all(port.startswith("127.0.0.1:") for port in services["api"]["ports"])
+    check_compose(project, package, tier, answers)
 
     run(["pre-commit", "validate-config", ".pre-commit-config.yaml"], cwd=project)
 
@@ -138,3 +148,51 @@ def test_rendered_project_is_complete_and_clean(copie: Any, answers: dict[str, A
     run(["uv", "run", "--quiet", "mypy"], cwd=project)
     tests = run(["uv", "run", "--quiet", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project)
     assert " passed" in tests.stdout and "failed" not in tests.stdout
+
+
+def expected_services(tier: str, answers: dict[str, Any]) -> set[str]:
+    if tier == "background_tasks":
+        return {"api"}
+    services = {"api", "worker", "redis"}
+    if answers.get("scheduling", "none") != "none":
+        services.add("scheduler")
+    if answers.get("monitoring", False):
+        services.add("dashboard")
+    if tier == "celery" and answers.get("celery_broker", "redis") == "rabbitmq":
+        services.add("rabbitmq")
+    return services
+
+
+def check_compose(project: Path, package: str, tier: str, answers: dict[str, Any]) -> None:
+    """The compose file is valid for Compose v2 and keeps the contract's services."""
+    binary = str(compose_binary())
+    secrets = {"DASHBOARD_PASSWORD": "x"}
+    compose = run([binary, "config", "--quiet"], cwd=project, env=secrets, check=False)
+    assert compose.returncode == 0, compose.stderr
+    if answers.get("monitoring") and tier != "background_tasks":
+        # The dashboard's password is required: compose refuses to start without it.
+        refused = run([binary, "config", "--quiet"], cwd=project, check=False)
+        assert refused.returncode != 0 and "DASHBOARD_PASSWORD" in refused.stderr
+
+    services = compose_services(project)
+    assert set(services) == expected_services(tier, answers)
+    assert services["api"]["command"].startswith(f"uvicorn {package}.main:app")
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            assert port.startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+    # Web servers, workers and schedulers reuse one app image.
+    app_images = {s["image"] for n, s in services.items() if n not in ("redis", "rabbitmq")}
+    assert len(app_images) == 1, app_images
+    if tier == "background_tasks":
+        return
+    assert services["worker"]["restart"] == "unless-stopped"
+    redis = services["redis"]
+    assert "--appendonly yes" in redis["command"]
+    assert "--maxmemory-policy noeviction" in redis["command"]
+    assert "healthcheck" in redis
+    if "scheduler" in services:
+        assert services["scheduler"]["deploy"]["replicas"] == 1
+    if tier == "rq":
+        assert services["worker"]["command"] == f"python -m {package}.worker"
+        if "scheduler" in services:
+            assert services["scheduler"]["command"] == f"python -m {package}.scheduler"
