@@ -46,20 +46,23 @@ class Project:
         return command
 
 
-@pytest.fixture(scope="module")
-def project(copie_session: Any) -> Project:
+def render(copie_session: Any, **answers: Any) -> Project:
     result = copie_session.copy(
         extra_answers={
             "project_name": "Acme Orders",
             "loss_tolerable": False,
             "task_backend": "rq",
-            "scheduling": "interval",
-            "monitoring": True,
+            **answers,
         }
     )
     assert result.exit_code == 0, result.exception
     uv_sync(result.project_dir)
     return Project(result.project_dir, result.answers["package_name"])
+
+
+@pytest.fixture(scope="module")
+def project(copie_session: Any) -> Project:
+    return render(copie_session, scheduling="interval", monitoring=True)
 
 
 def env_for(server: RedisServer, **extra: str) -> dict[str, str]:
@@ -238,7 +241,7 @@ def test_worker_killed_mid_job_every_job_still_finishes(
 ) -> None:
     stack_, client = stack
     worker = stack_.start("worker")
-    jobs = [report(client, seconds=2) for _ in range(4)]
+    jobs = [report(client, seconds=1.5) for _ in range(6)]
     wait_for(
         lambda: any(job(client, j)["status"] == "started" for j in jobs),
         30,
@@ -337,3 +340,28 @@ def _answers(url: str) -> bool:
     except httpx.TransportError:
         return False
     return True
+
+
+def test_cron_heartbeats_run_on_the_minute(
+    copie_session: Any, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    project = render(copie_session, scheduling="cron")
+    stack = Stack(project, redis_server, tmp_path)
+    port = free_port()
+    env = env_for(redis_server, UVICORN_HOST="127.0.0.1", UVICORN_PORT=str(port))
+    try:
+        stack.start("worker", EXAMPLE_HEARTBEAT_CRON="* * * * *")
+        stack.start("scheduler", EXAMPLE_HEARTBEAT_CRON="* * * * *")
+        with serving(project.path, project.command("api"), port, env, tmp_path / "api.log") as (
+            client,
+            _,
+        ):
+            beats = wait_for(
+                lambda: client.get("/examples/heartbeats").json(), 75, interval=1, what="a beat"
+            )
+        tick = datetime.fromisoformat(beats[0]["tick"])
+        assert (tick.second, tick.microsecond) == (0, 0), beats
+        ran_at = datetime.fromisoformat(beats[0]["ran_at"])
+        assert 0 <= (ran_at - tick).total_seconds() < 10, beats
+    finally:
+        stack.stop_all()
