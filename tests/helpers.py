@@ -153,7 +153,9 @@ def serving(
     try:
         deadline = time.monotonic() + 60
         while True:
-            assert process.popen.poll() is None, f"`{command}` exited early:\n{process.log()}"
+            assert process.popen.poll() is None, (
+                f"`{command}` exited early ({process.popen.returncode}):\n{process.log()}"
+            )
             try:
                 if httpx.get(f"{base}/health", timeout=1).status_code == 200:
                     break
