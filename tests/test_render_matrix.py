@@ -40,7 +40,19 @@ PAIRS: list[dict[str, Any]] = [
     {"include_examples": False, "scheduling": "cron"},
     # The lint and image target follows python_version while scheduling adds a dependency.
     {"python_version": "3.13", "scheduling": "cron"},
+    # Celery: each broker, then Flower with cron Beat, then Beat with no example job.
+    {"task_backend": "celery", "celery_broker": "redis"},
+    {"task_backend": "celery", "celery_broker": "rabbitmq", "scheduling": "interval"},
+    {"task_backend": "celery", "monitoring": True, "scheduling": "cron", "ci": "none"},
+    {"task_backend": "celery", "include_examples": False, "scheduling": "interval"},
 ]
+
+#: Compose needs these from .env for Flower and RabbitMQ (it refuses to start without).
+COMPOSE_ENV = {
+    "FLOWER_BASIC_AUTH": "admin:secret",
+    "RABBITMQ_DEFAULT_USER": "app",
+    "RABBITMQ_DEFAULT_PASS": "secret",
+}
 
 # Every team starter kit in presets/ is an answer set like any other.
 PRESETS = {
@@ -59,7 +71,9 @@ MATRIX = [{**BASE, **answers} for answers in CASES.values()]
 
 @pytest.mark.render
 @pytest.mark.parametrize("answers", MATRIX, ids=list(CASES))
-def test_rendered_project_is_complete_and_clean(copie: Any, answers: dict[str, Any]) -> None:
+def test_rendered_project_is_complete_and_clean(
+    copie: Any, answers: dict[str, Any], request: pytest.FixtureRequest
+) -> None:
     result = copie.copy(extra_answers=answers)
     assert result.exit_code == 0, result.exception
     project: Path = result.project_dir
@@ -98,22 +112,30 @@ def test_rendered_project_is_complete_and_clean(copie: Any, answers: dict[str, A
 
     # The answers and the decision are recorded.
     recorded = yaml.safe_load((project / ".copier-answers.yml").read_text())
-    assert recorded["task_backend"] == "background_tasks"
+    tier = answers.get("task_backend", "background_tasks")
+    assert recorded["task_backend"] == tier
+    assert (project / package / "celery_app.py").exists() == (tier == "celery")
     for key, value in answers.items():
         assert recorded[key] == value, key
     # Text answers survive as data in TOML and Python, whatever they contain.
     pyproject = tomllib.loads((project / "pyproject.toml").read_text())
     assert pyproject["project"]["description"] == recorded["description"]
     decision = (project / "docs/decisions/0001-background-jobs.md").read_text()
-    assert "background_tasks" in decision and "because" in decision
+    assert tier in decision and "because" in decision
 
     # The compose file is valid for Compose v2 and names the contract's services.
-    compose = run([str(compose_binary()), "config", "--quiet"], cwd=project, check=False)
+    compose = run(
+        [str(compose_binary()), "config", "--quiet"], cwd=project, env=COMPOSE_ENV, check=False
+    )
     assert compose.returncode == 0, compose.stderr
     services = compose_services(project)
-    assert set(services) == {"api"}
     assert services["api"]["command"].startswith(f"uvicorn {package}.main:app")
-    assert all(port.startswith("127.0.0.1:") for port in services["api"]["ports"])
+    for service in services.values():
+        assert all(str(port).startswith("127.0.0.1:") for port in service.get("ports", []))
+    if tier == "background_tasks":
+        assert set(services) == {"api"}
+    if tier == "celery":
+        _check_celery_compose(project, package, answers, services)
 
     run(["pre-commit", "validate-config", ".pre-commit-config.yaml"], cwd=project)
 
@@ -136,5 +158,66 @@ def test_rendered_project_is_complete_and_clean(copie: Any, answers: dict[str, A
     run(["uv", "run", "--quiet", "ruff", "check"], cwd=project)
     run(["uv", "run", "--quiet", "ruff", "format", "--check"], cwd=project)
     run(["uv", "run", "--quiet", "mypy"], cwd=project)
-    tests = run(["uv", "run", "--quiet", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project)
+    env = _servers_for(request, answers) if tier == "celery" else {}
+    tests = run(
+        ["uv", "run", "--quiet", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project, env=env
+    )
     assert " passed" in tests.stdout and "failed" not in tests.stdout
+    if tier == "celery":  # its integration tests ran against the servers, none skipped
+        assert "skipped" not in tests.stdout, tests.stdout
+
+
+def _servers_for(request: pytest.FixtureRequest, answers: dict[str, Any]) -> dict[str, str]:
+    """Real servers for a Celery project's integration tests, as its CI provides them."""
+    redis = request.getfixturevalue("redis_server")
+    db1 = redis.url.removesuffix("/0") + "/1"
+    broker = redis.url
+    if answers.get("celery_broker") == "rabbitmq":
+        broker = request.getfixturevalue("rabbitmq_server").url
+    return {"CELERY_BROKER_URL": broker, "CELERY_RESULT_BACKEND": db1, "REDIS_URL": db1}
+
+
+def _check_celery_compose(
+    project: Path, package: str, answers: dict[str, Any], services: dict[str, Any]
+) -> None:
+    scheduling = answers.get("scheduling", "none")
+    rabbitmq = answers.get("celery_broker") == "rabbitmq"
+    expected = {"api", "worker", "redis"}
+    expected |= {"scheduler"} if scheduling != "none" else set()
+    expected |= {"dashboard"} if answers.get("monitoring") else set()
+    expected |= {"rabbitmq"} if rabbitmq else set()
+    assert set(services) == expected
+    app_services = expected - {"redis", "rabbitmq"}
+    # One image for every app process, each restarted when it exits.
+    assert len({services[name]["image"] for name in app_services}) == 1
+    assert all(services[name]["restart"] == "unless-stopped" for name in expected)
+    worker = services["worker"]["command"]
+    assert worker.startswith(f"celery --app {package}.celery_app worker --pool prefork")
+    assert "-B" not in worker.split() and "--beat" not in worker
+    assert "healthcheck" in services["worker"]
+    if scheduling != "none":
+        assert services["scheduler"]["command"].startswith(
+            f"celery --app {package}.celery_app beat"
+        )
+        assert services["scheduler"]["deploy"]["replicas"] == 1
+    if answers.get("monitoring"):
+        dashboard = services["dashboard"]
+        assert dashboard["command"].endswith("flower")
+        assert dashboard["environment"]["FLOWER_BASIC_AUTH"] == "admin:secret"
+    assert "--appendonly yes" in services["redis"]["command"]
+    assert "--maxmemory-policy noeviction" in services["redis"]["command"]
+    for name in ("redis", "rabbitmq") if rabbitmq else ("redis",):
+        assert "healthcheck" in services[name]
+    if rabbitmq:
+        assert set(services["rabbitmq"]["environment"]) == {
+            "RABBITMQ_DEFAULT_USER",
+            "RABBITMQ_DEFAULT_PASS",
+        }
+    assert (
+        "pickle"
+        not in (project / package / "celery_app.py")
+        .read_text()
+        .replace("(no shelve, i.e. pickle, file)", "")
+        .replace("a pickled message", "")
+        .split("accept_content")[1][:40]
+    )
