@@ -203,7 +203,8 @@ def _check_celery_compose(
     if answers.get("monitoring"):
         dashboard = services["dashboard"]
         assert dashboard["command"].endswith("flower")
-        assert dashboard["environment"]["FLOWER_BASIC_AUTH"] == "admin:secret"
+        # Basic auth is required: compose refuses to start Flower without it.
+        assert dashboard["environment"]["FLOWER_BASIC_AUTH"].startswith("${FLOWER_BASIC_AUTH:?")
     assert "--appendonly yes" in services["redis"]["command"]
     assert "--maxmemory-policy noeviction" in services["redis"]["command"]
     for name in ("redis", "rabbitmq") if rabbitmq else ("redis",):
@@ -213,11 +214,3 @@ def _check_celery_compose(
             "RABBITMQ_DEFAULT_USER",
             "RABBITMQ_DEFAULT_PASS",
         }
-    assert (
-        "pickle"
-        not in (project / package / "celery_app.py")
-        .read_text()
-        .replace("(no shelve, i.e. pickle, file)", "")
-        .replace("a pickled message", "")
-        .split("accept_content")[1][:40]
-    )
