@@ -404,3 +404,43 @@ def test_a_pickle_message_is_refused_and_runs_nothing(stack: Stack, tmp_path: Pa
         cwd=stack.project.path,
     )  # fmt: skip
     assert check.stdout.strip() == "[]", check.stdout
+
+
+def test_cron_heartbeat_runs_at_the_minute(
+    copie_session: Any, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """scheduling=cron: Beat sends the example job on EXAMPLE_HEARTBEAT_CRON (every minute
+    here); its tick is the minute. The schedule is the broker's business only through
+    sending, so Redis as the broker is enough here."""
+    answers = {
+        "project_name": "Acme Orders",
+        "task_backend": "celery",
+        "celery_broker": "redis",
+        "scheduling": "cron",
+    }
+    result = copie_session.copy(extra_answers=answers)
+    assert result.exit_code == 0, result.exception
+    uv_sync(result.project_dir)
+    project = Project(
+        result.project_dir, result.answers["package_name"], compose_services(result.project_dir)
+    )
+    stack = Stack(project, request.getfixturevalue("redis_server"), None)
+    stack.env["EXAMPLE_HEARTBEAT_CRON"] = "* * * * *"
+    try:
+        worker = stack.start("worker", tmp_path / "worker.log")
+        beat = stack.start("scheduler", tmp_path / "beat.log")
+        with stack.api(tmp_path / "api.log") as (client, _):
+            _worker_ready(worker)
+            beats = wait_for(
+                lambda: client.get("/examples/heartbeats").json(),
+                timeout=75,
+                interval=0.5,
+                what=f"a cron heartbeat:\n{beat.log()[-3000:]}",
+            )
+    finally:
+        stack.stop_all()
+    tick = datetime.fromisoformat(beats[0]["tick"])
+    assert (tick.second, tick.microsecond) == (0, 0)
+    assert len(beats) == 1
+    late = datetime.fromisoformat(beats[0]["ran_at"]) - tick
+    assert 0 <= late.total_seconds() < 5, beats
