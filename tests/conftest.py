@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from helpers import FIGURES_DIR, REPO_ROOT
+from helpers import REPO_ROOT
 from servers import RabbitMQServer, RedisServer
 
 
@@ -16,21 +16,6 @@ def pytest_configure(config: pytest.Config) -> None:
     # pytest-copie renders the template found at --template (default "."): make it the repo.
     if getattr(config.option, "template", None) in (None, "."):
         config.option.template = str(REPO_ROOT)
-
-
-def pytest_sessionstart(session: pytest.Session) -> None:
-    if not hasattr(session.config, "workerinput"):  # the controller, not an xdist worker
-        for old in FIGURES_DIR.glob("*.txt"):
-            old.unlink()
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Print the figures the end-to-end tests measured (recovery times and counts)."""
-    figures = sorted(FIGURES_DIR.glob("*.txt"))
-    if figures:
-        terminalreporter.section("measured figures")
-        for path in figures:
-            terminalreporter.write_line(f"{path.stem}: {path.read_text().strip()}")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -57,3 +42,17 @@ def rabbitmq_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rabbit
         yield server
     finally:
         server.stop()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Figures the end-to-end tests measure (``record_property("measured", ...)``)."""
+    lines = [
+        str(value)
+        for report in terminalreporter.stats.get("passed", [])
+        for name, value in getattr(report, "user_properties", [])
+        if name == "measured"
+    ]
+    if lines:
+        terminalreporter.section("measured")
+        for line in sorted(lines):
+            terminalreporter.write_line(line)

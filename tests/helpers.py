@@ -153,7 +153,9 @@ def serving(
     try:
         deadline = time.monotonic() + 60
         while True:
-            assert process.popen.poll() is None, f"`{command}` exited early:\n{process.log()}"
+            assert process.popen.poll() is None, (
+                f"`{command}` exited early ({process.popen.returncode}):\n{process.log()}"
+            )
             try:
                 if httpx.get(f"{base}/health", timeout=1).status_code == 200:
                     break
@@ -176,12 +178,3 @@ def wait_for(predicate: Any, timeout: float, interval: float = 0.1, what: str = 
             return value
         assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
         time.sleep(interval)
-
-
-FIGURES_DIR = REPO_ROOT / ".tmp" / "figures"
-
-
-def report_figure(name: str, text: str) -> None:
-    """Keep a measured figure for the end-of-run summary (works across xdist workers)."""
-    FIGURES_DIR.mkdir(parents=True, exist_ok=True)
-    (FIGURES_DIR / f"{name}.txt").write_text(text)

@@ -1,0 +1,446 @@
+"""End to end, Celery tier, on both brokers: the compose commands (api, worker, scheduler,
+dashboard) run as local processes (`uv run <command>`, as the generated README says)
+against real Redis and RabbitMQ servers, and are exercised over HTTP and by faults."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import re
+import signal
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from helpers import Process, compose_services, free_port, run, serving, uv_sync, wait_for
+from servers import RabbitMQServer, RedisServer
+
+pytestmark = pytest.mark.e2e
+
+BROKERS = ["redis", "rabbitmq"]
+
+
+class Project:
+    def __init__(self, path: Path, package: str, services: dict[str, Any]) -> None:
+        self.path, self.package, self.services = path, package, services
+
+    def command(self, service: str) -> str:
+        command: str = self.services[service]["command"]
+        return command
+
+
+@pytest.fixture(scope="module", params=BROKERS)
+def project(request: pytest.FixtureRequest, copie_session: Any) -> Project:
+    """One rendered project per broker (interval heartbeats, Flower), shared by the module."""
+    answers = {
+        "project_name": "Acme Orders",
+        "loss_tolerable": False,
+        "task_duration": "long",
+        "task_backend": "celery",
+        "celery_broker": request.param,
+        "scheduling": "interval",
+        "monitoring": True,
+    }
+    result = copie_session.copy(extra_answers=answers)
+    assert result.exit_code == 0, result.exception
+    uv_sync(result.project_dir)
+    services = compose_services(result.project_dir)
+    return Project(result.project_dir, result.answers["package_name"], services)
+
+
+class Stack:
+    """Fresh servers for one test and the environment pointing the processes at them."""
+
+    def __init__(self, project: Project, redis: RedisServer, rabbitmq: RabbitMQServer | None):
+        self.project, self.redis, self.rabbitmq = project, redis, rabbitmq
+        self.broker: RedisServer | RabbitMQServer = rabbitmq or redis
+        self.processes: list[Process] = []
+        db1 = redis.url.removesuffix("/0") + "/1"
+        self.env = {
+            "CELERY_BROKER_URL": self.broker.url,
+            "CELERY_RESULT_BACKEND": db1,
+            "REDIS_URL": db1,
+            "JOB_TIMEOUT_SECONDS": "10",
+            "JOB_MAX_RETRIES": "3",
+            "EXAMPLE_HEARTBEAT_SECONDS": "2",
+            "WORKER_CONCURRENCY": "2",
+        }
+
+    def start(self, service: str, log: Path, **env: str) -> Process:
+        process = Process(self.project.command(service), self.project.path, self.env | env, log)
+        self.processes.append(process)
+        return process
+
+    def api(self, log: Path) -> contextlib.AbstractContextManager[tuple[httpx.Client, Process]]:
+        port = free_port()
+        env = self.env | {"UVICORN_HOST": "127.0.0.1", "UVICORN_PORT": str(port)}
+        return serving(self.project.path, self.project.command("api"), port, env, log)
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            process.stop()
+
+
+@pytest.fixture
+def stack(
+    project: Project, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    redis = request.getfixturevalue("redis_server")
+    rabbitmq = (
+        request.getfixturevalue("rabbitmq_server")
+        if project.services.get("rabbitmq") is not None
+        else None
+    )
+    stack = Stack(project, redis, rabbitmq)
+    try:
+        yield stack
+    finally:
+        stack.stop_all()
+
+
+def _job(client: httpx.Client, job_id: str) -> dict[str, Any]:
+    response = client.get(f"/jobs/{job_id}")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _settled(client: httpx.Client, job_id: str, timeout: float = 30) -> dict[str, Any]:
+    return wait_for(
+        lambda: (body := _job(client, job_id))["status"] in ("finished", "failed") and body,
+        timeout,
+        interval=0.2,
+        what=f"job {job_id} to settle",
+    )
+
+
+def _worker_ready(worker: Process) -> None:
+    wait_for(
+        lambda: "ready." in worker.log() or worker.popen.poll() is not None,
+        60,
+        what="the worker to be ready",
+    )
+    assert worker.popen.poll() is None, worker.log()
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, whatever its process group (walks /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _kill_tree(process: Process) -> None:
+    """kill -9 of the whole worker: its process group and every descendant elsewhere."""
+    pids = _descendants(process.popen.pid)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.popen.pid, signal.SIGKILL)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    process.popen.wait(10)
+    time.sleep(0.2)
+    assert [pid for pid in pids if _running(pid)] == [], "a worker process survived kill -9"
+
+
+def _running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie (killed, not yet reaped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_jobs_finish_retry_and_unknown_ids_are_404(stack: Stack, tmp_path: Path) -> None:
+    worker = stack.start("worker", tmp_path / "worker.log")
+    with stack.api(tmp_path / "api.log") as (client, _):
+        assert client.get("/health/ready").json() == {"status": "ready"}
+        assert client.get("/jobs/never-enqueued").status_code == 404
+        _worker_ready(worker)
+        email = client.post("/examples/welcome-email", json={"email": "ada@example.com"})
+        assert email.status_code == 202
+        body = _settled(client, email.json()["job_id"])
+        assert body["status"] == "finished"
+        assert body["result"] == {"email": "ada@example.com", "status": "sent"}
+        report = client.post("/examples/report", json={"seconds": 1.5}).json()["job_id"]
+        wait_for(lambda: _job(client, report)["status"] == "started", 10, what="started")
+        flaky = client.post("/examples/report", json={"fail_times": 2}).json()["job_id"]
+        seen = set()
+        body = wait_for(
+            lambda: (
+                (b := _job(client, flaky), seen.add(b["status"]))[0]["status"]
+                in ("finished", "failed")
+                and b
+            ),
+            40,
+            interval=0.05,
+            what="the flaky job",
+        )
+        assert body["status"] == "finished", body
+        assert body["result"] == {"attempts": 3, "seconds": 0}
+        assert "retrying" in seen, seen
+        assert _settled(client, report)["result"] == {"attempts": 1, "seconds": 1.5}
+        # A job out of retries is failed, with its error.
+        doomed = client.post("/examples/report", json={"fail_times": 10}).json()["job_id"]
+        body = _settled(client, doomed, timeout=60)
+        assert body["status"] == "failed"
+        assert body["error"].startswith("TransientError: planned transient failure 4 of 10")
+
+
+def test_dashboard_asks_for_basic_auth(stack: Stack, tmp_path: Path) -> None:
+    port = free_port()
+    dashboard = stack.start(
+        "dashboard",
+        tmp_path / "flower.log",
+        FLOWER_ADDRESS="127.0.0.1",
+        FLOWER_PORT=str(port),
+        FLOWER_BASIC_AUTH="admin:s3cret",
+    )
+    url = f"http://127.0.0.1:{port}/"
+
+    def answers() -> httpx.Response | None:
+        assert dashboard.popen.poll() is None, dashboard.log()
+        try:
+            return httpx.get(url, timeout=2)
+        except httpx.TransportError:
+            return None
+
+    response = wait_for(answers, 60, interval=0.3, what="Flower")
+    assert response.status_code == 401
+    assert httpx.get(url, auth=("admin", "s3cret"), timeout=5).status_code == 200
+
+
+def test_worker_killed_mid_job_every_accepted_job_finishes(
+    stack: Stack, tmp_path: Path, record_property: Any
+) -> None:
+    worker = stack.start("worker", tmp_path / "worker-1.log")
+    with stack.api(tmp_path / "api.log") as (client, _):
+        _worker_ready(worker)
+        jobs = [
+            client.post("/examples/report", json={"seconds": 4}).json()["job_id"] for _ in range(3)
+        ]
+        wait_for(
+            lambda: sum(_job(client, j)["status"] == "started" for j in jobs) == 2,
+            15,
+            what="two jobs started",
+        )
+        running = [j for j in jobs if _job(client, j)["status"] == "started"]
+        killed_at = time.monotonic()
+        _kill_tree(worker)
+        stack.start("worker", tmp_path / "worker-2.log")
+        results = {}
+        for job_id in jobs:
+            results[job_id] = _settled(client, job_id, timeout=90)
+        recovery = time.monotonic() - killed_at
+    broker = "rabbitmq" if stack.rabbitmq else "redis"
+    # Shown in the test summary (conftest.py), also under pytest-xdist.
+    record_property(
+        "measured",
+        f"celery/{broker}: kill -9 of the worker mid-job, every job finished "
+        f"{recovery:.1f} s later",
+    )
+    assert all(body["status"] == "finished" for body in results.values()), results
+    # The jobs killed mid-run ran again: attempts counts executions started.
+    for job_id in running:
+        assert results[job_id]["result"]["attempts"] == 2, results[job_id]
+    bound = 60 if broker == "redis" else 45
+    assert recovery < bound, f"recovery took {recovery:.1f} s"
+
+
+def test_two_beats_never_run_a_tick_twice(stack: Stack, tmp_path: Path) -> None:
+    worker = stack.start("worker", tmp_path / "worker.log")
+    with stack.api(tmp_path / "api.log") as (client, _):
+        _worker_ready(worker)
+        started = datetime.now(UTC)
+        beats = [stack.start("scheduler", tmp_path / f"beat-{n}.log") for n in (1, 2)]
+        time.sleep(20)
+        for beat in beats:
+            assert beat.popen.poll() is None, beat.log()
+        items = client.get("/examples/heartbeats").json()
+    ticks = [datetime.fromisoformat(item["tick"]) for item in items]
+    assert len(ticks) >= 5, (items, beats[0].log(), worker.log())
+    assert len(set(ticks)) == len(ticks), f"a tick ran twice: {ticks}"
+    assert all(tick.timestamp() % 2 == 0 for tick in ticks), ticks
+    gaps = [(a - b).total_seconds() for a, b in itertools.pairwise(ticks)]
+    assert all(gap > 0 and gap % 2 == 0 for gap in gaps), ticks
+    # No slot that began before Beat started was sent.
+    assert min(ticks) > started, (started, ticks)
+    for item in items:
+        late = datetime.fromisoformat(item["ran_at"]) - datetime.fromisoformat(item["tick"])
+        assert 0 <= late.total_seconds() < 2, item
+    # Both Beats were alive and competing: the losing one logged the slots it skipped.
+    skipped = sum(len(re.findall("was sent by another scheduler", b.log())) for b in beats)
+    assert skipped >= 3, [b.log()[-3000:] for b in beats]
+
+
+def test_broker_down_is_503_then_recovers_without_restarting_the_api(
+    stack: Stack, tmp_path: Path, record_property: Any
+) -> None:
+    worker = stack.start("worker", tmp_path / "worker-1.log")
+    with stack.api(tmp_path / "api.log") as (client, api):
+        _worker_ready(worker)
+        first = client.post("/examples/report", json={}).json()["job_id"]
+        assert _settled(client, first)["status"] == "finished"
+
+        stack.broker.kill()
+        began = time.monotonic()
+        response = client.post("/examples/report", json={})
+        took = time.monotonic() - began
+        assert response.status_code == 503, response.text
+        assert response.json()["detail"].startswith("background jobs are unavailable")
+        assert took < 6, f"the 503 took {took:.1f} s"
+        broker = "rabbitmq" if stack.rabbitmq else "redis"
+        record_property(
+            "measured", f"celery/{broker}: enqueue with the broker down, 503 in {took:.1f} s"
+        )
+        ready = client.get("/health/ready")
+        assert ready.status_code == 503
+        assert ready.json()["status"] == "unavailable" and ready.json()["reason"]
+
+        stack.broker.start()
+        wait_for(lambda: client.get("/health/ready").status_code == 200, 30, what="ready again")
+        accepted = wait_for(
+            lambda: (r := client.post("/examples/report", json={})).status_code == 202 and r,
+            15,
+            interval=0.5,
+            what="an enqueue to be accepted again",
+        )
+        if worker.popen.poll() is not None:  # compose's `restart` policy does this
+            record_property(
+                "measured",
+                f"celery: the worker exited ({worker.popen.returncode}) when its broker died; "
+                "restarted as compose's restart policy would",
+            )
+            stack.start("worker", tmp_path / "worker-2.log")
+        body = _settled(client, accepted.json()["job_id"], timeout=60)
+        assert body["status"] == "finished", body
+        assert api.popen.poll() is None
+        assert "Traceback" not in api.log()
+
+
+PICKLE_PUBLISHER = """
+import os, sys, uuid
+from kombu import Connection, Exchange
+
+broker_url, marker, task_name = sys.argv[1:4]
+
+class SideEffect:
+    # Unpickling this creates the marker directory: proof that pickle was loaded.
+    def __reduce__(self):
+        return (os.mkdir, (marker,))
+
+task_id = str(uuid.uuid4())
+headers = {
+    "lang": "py", "task": task_name, "id": task_id, "root_id": task_id,
+    "parent_id": None, "group": None, "retries": 0, "eta": None, "expires": None,
+    "timelimit": [None, None], "argsrepr": "(...)", "kwargsrepr": "{}", "origin": "test",
+}
+body = ((SideEffect(),), {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None})
+with Connection(broker_url) as connection:
+    producer = connection.Producer(serializer="pickle")
+    producer.publish(
+        body, exchange=Exchange("celery", type="direct"), routing_key="celery",
+        headers=headers, correlation_id=task_id,
+    )
+print(task_id)
+"""
+
+
+def test_a_pickle_message_is_refused_and_runs_nothing(stack: Stack, tmp_path: Path) -> None:
+    worker = stack.start("worker", tmp_path / "worker.log")
+    _worker_ready(worker)
+    marker = tmp_path / "unpickled"
+    task_name = f"{stack.project.package}.tasks.examples.send_welcome_email"
+    published = run(
+        [
+            "uv",
+            "run",
+            "--quiet",
+            "python",
+            "-c",
+            PICKLE_PUBLISHER,
+            stack.broker.url,
+            str(marker),
+            task_name,
+        ],
+        cwd=stack.project.path,
+    )
+    task_id = published.stdout.strip()
+    wait_for(lambda: "untrusted content of type pickle" in worker.log(), 20, what="the refusal")
+    with stack.api(tmp_path / "api.log") as (client, _):
+        # The worker goes on with JSON jobs...
+        job_id = client.post("/examples/welcome-email", json={"email": "a@example.com"}).json()
+        assert _settled(client, job_id["job_id"])["status"] == "finished"
+    # ...and nothing of the pickle message ran: not unpickled, not started, no result.
+    assert not marker.exists()
+    assert f"job {task_id} (" not in worker.log()
+    check = run(
+        [
+            "uv", "run", "--quiet", "python", "-c",
+            "import sys, redis; r = redis.Redis.from_url(sys.argv[1]);"
+            "print(sorted(k.decode() for k in r.keys('*' + sys.argv[2] + '*')))",
+            stack.env["REDIS_URL"], task_id,
+        ],
+        cwd=stack.project.path,
+    )  # fmt: skip
+    assert check.stdout.strip() == "[]", check.stdout
+
+
+def test_cron_heartbeat_runs_at_the_minute(
+    copie_session: Any, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """scheduling=cron: Beat sends the example job on EXAMPLE_HEARTBEAT_CRON (every minute
+    here); its tick is the minute. The schedule is the broker's business only through
+    sending, so Redis as the broker is enough here."""
+    answers = {
+        "project_name": "Acme Orders",
+        "task_backend": "celery",
+        "celery_broker": "redis",
+        "scheduling": "cron",
+    }
+    result = copie_session.copy(extra_answers=answers)
+    assert result.exit_code == 0, result.exception
+    uv_sync(result.project_dir)
+    project = Project(
+        result.project_dir, result.answers["package_name"], compose_services(result.project_dir)
+    )
+    stack = Stack(project, request.getfixturevalue("redis_server"), None)
+    stack.env["EXAMPLE_HEARTBEAT_CRON"] = "* * * * *"
+    try:
+        worker = stack.start("worker", tmp_path / "worker.log")
+        beat = stack.start("scheduler", tmp_path / "beat.log")
+        with stack.api(tmp_path / "api.log") as (client, _):
+            _worker_ready(worker)
+            beats = wait_for(
+                lambda: client.get("/examples/heartbeats").json(),
+                timeout=75,
+                interval=0.5,
+                what=f"a cron heartbeat:\n{beat.log()[-3000:]}",
+            )
+    finally:
+        stack.stop_all()
+    tick = datetime.fromisoformat(beats[0]["tick"])
+    assert (tick.second, tick.microsecond) == (0, 0)
+    assert len(beats) == 1
+    late = datetime.fromisoformat(beats[0]["ran_at"]) - tick
+    assert 0 <= late.total_seconds() < 5, beats
