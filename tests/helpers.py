@@ -178,3 +178,47 @@ def wait_for(predicate: Any, timeout: float, interval: float = 0.1, what: str = 
             return value
         assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
         time.sleep(interval)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, whatever its process group (walks /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def kill_tree(process: Process) -> list[int]:
+    """``kill -9`` of a process with its whole tree, as a lost machine stops it: its process
+    group and every descendant in other groups (RQ's work horse leaves the worker's group)."""
+    pids = descendants(process.popen.pid)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.popen.pid, signal.SIGKILL)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    process.popen.wait(10)
+    time.sleep(0.2)
+    assert [pid for pid in pids if running(pid)] == [], "a worker process survived kill -9"
+    return [process.popen.pid, *pids]
+
+
+def running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie (killed, not yet reaped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 import re
-import signal
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -18,7 +16,16 @@ from typing import Any
 import httpx
 import pytest
 
-from helpers import Process, compose_services, free_port, run, serving, uv_sync, wait_for
+from helpers import (
+    Process,
+    compose_services,
+    free_port,
+    kill_tree,
+    run,
+    serving,
+    uv_sync,
+    wait_for,
+)
 from servers import RabbitMQServer, RedisServer
 
 pytestmark = pytest.mark.e2e
@@ -129,48 +136,6 @@ def _worker_ready(worker: Process) -> None:
     assert worker.popen.poll() is None, worker.log()
 
 
-def _descendants(pid: int) -> list[int]:
-    """Every process below ``pid``, whatever its process group (walks /proc)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def _kill_tree(process: Process) -> None:
-    """kill -9 of the whole worker: its process group and every descendant elsewhere."""
-    pids = _descendants(process.popen.pid)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.popen.pid, signal.SIGKILL)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    process.popen.wait(10)
-    time.sleep(0.2)
-    assert [pid for pid in pids if _running(pid)] == [], "a worker process survived kill -9"
-
-
-def _running(pid: int) -> bool:
-    """True while ``pid`` exists and is not a zombie (killed, not yet reaped)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def test_jobs_finish_retry_and_unknown_ids_are_404(stack: Stack, tmp_path: Path) -> None:
     worker = stack.start("worker", tmp_path / "worker.log")
     with stack.api(tmp_path / "api.log") as (client, _):
@@ -246,7 +211,7 @@ def test_worker_killed_mid_job_every_accepted_job_finishes(
         )
         running = [j for j in jobs if _job(client, j)["status"] == "started"]
         killed_at = time.monotonic()
-        _kill_tree(worker)
+        kill_tree(worker)
         stack.start("worker", tmp_path / "worker-2.log")
         results = {}
         for job_id in jobs:

@@ -4,10 +4,7 @@ for each test, and are exercised over HTTP."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
 import time
 import zlib
 from collections.abc import Iterator
@@ -23,6 +20,7 @@ from helpers import (
     Process,
     compose_services,
     free_port,
+    kill_tree,
     serving,
     uv_sync,
     wait_for,
@@ -137,37 +135,6 @@ def report(client: httpx.Client, seconds: float = 0, fail_times: int = 0) -> str
     assert response.status_code == 202, response.text
     job_id: str = response.json()["job_id"]
     return job_id
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below ``pid``, whatever its process group (RQ's work horse leaves
-    the worker's group), read from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def kill_tree(process: Process) -> list[int]:
-    """``kill -9`` a process with its whole tree, the way a lost machine stops it."""
-    tree = [process.popen.pid, *descendants(process.popen.pid)]
-    for pid in tree:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    process.popen.wait(10)
-    return tree
 
 
 # --- the tests ------------------------------------------------------------------------
