@@ -180,6 +180,26 @@ def wait_for(predicate: Any, timeout: float, interval: float = 0.1, what: str = 
         time.sleep(interval)
 
 
+def job_status(client: httpx.Client, job_id: str) -> dict[str, Any]:
+    """``GET /jobs/{job_id}``, which must answer 200."""
+    response = client.get(f"/jobs/{job_id}")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def settled(
+    client: httpx.Client, job_id: str, timeout: float = 30, interval: float = 0.2
+) -> dict[str, Any]:
+    """Poll a job until it is ``finished`` or ``failed``; returns its last status."""
+    return wait_for(
+        lambda: (body := job_status(client, job_id))["status"] in ("finished", "failed") and body,
+        timeout,
+        interval=interval,
+        what=f"job {job_id} to settle",
+    )
+
+
 def descendants(pid: int) -> list[int]:
     """Every process below ``pid``, whatever its process group (walks /proc)."""
     children: dict[int, list[int]] = {}

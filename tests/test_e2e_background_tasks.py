@@ -15,7 +15,16 @@ from typing import Any
 import httpx
 import pytest
 
-from helpers import Process, compose_services, free_port, serving, uv_sync, wait_for
+from helpers import (
+    Process,
+    compose_services,
+    free_port,
+    job_status,
+    serving,
+    settled,
+    uv_sync,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -51,19 +60,8 @@ def api(
         yield served
 
 
-def _job(client: httpx.Client, job_id: str) -> dict[str, Any]:
-    response = client.get(f"/jobs/{job_id}")
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def _settled(client: httpx.Client, job_id: str, timeout: float = 15) -> dict[str, Any]:
-    return wait_for(
-        lambda: (body := _job(client, job_id))["status"] in ("finished", "failed") and body,
-        timeout,
-        what=f"job {job_id} to settle",
-    )
+def _settled(client: httpx.Client, job_id: str) -> dict[str, Any]:
+    return settled(client, job_id, timeout=15, interval=0.1)
 
 
 def test_health_and_readiness(api: tuple[httpx.Client, Process]) -> None:
@@ -86,8 +84,8 @@ def test_welcome_email_runs_to_finished(api: tuple[httpx.Client, Process]) -> No
 def test_report_is_seen_started_then_finished(api: tuple[httpx.Client, Process]) -> None:
     client, _ = api
     job_id = client.post("/examples/report", json={"seconds": 1.5}).json()["job_id"]
-    assert _job(client, job_id)["status"] in ("queued", "started")
-    wait_for(lambda: _job(client, job_id)["status"] == "started", 5, what="started")
+    assert job_status(client, job_id)["status"] in ("queued", "started")
+    wait_for(lambda: job_status(client, job_id)["status"] == "started", 5, what="started")
     body = _settled(client, job_id)
     assert body == {
         "job_id": job_id,
@@ -154,7 +152,7 @@ def test_heartbeats_run_once_per_two_second_slot(api: tuple[httpx.Client, Proces
         assert 0 <= (ran_at - datetime.fromisoformat(item["tick"])).total_seconds() < 2
 
 
-def _stop_during_a_job(
+def _stop_during_ajob_status(
     project: Path, command: str, log: Path, seconds: float, env: dict[str, str]
 ) -> tuple[str, str, float]:
     """Serve, start a report job of ``seconds``, SIGTERM the server while the job runs.
@@ -165,19 +163,19 @@ def _stop_during_a_job(
     env = {"UVICORN_HOST": "127.0.0.1", "UVICORN_PORT": str(port), **env}
     with serving(project, command, port, env, log) as (client, process):
         job_id = client.post("/examples/report", json={"seconds": seconds}).json()["job_id"]
-        wait_for(lambda: _job(client, job_id)["status"] == "started", 5, what="started")
+        wait_for(lambda: job_status(client, job_id)["status"] == "started", 5, what="started")
         started = time.monotonic()
         process.popen.send_signal(signal.SIGTERM)  # to `uv run`, which forwards it to uvicorn
         process.popen.wait(30)
         return job_id, process.log(), time.monotonic() - started
 
 
-def test_graceful_stop_waits_for_a_running_job(
+def test_graceful_stop_waits_for_a_runningjob_status(
     interval_project: tuple[Path, str, str], tmp_path: Path
 ) -> None:
     """SIGTERM while a job runs: uvicorn lets the job finish before the process exits."""
     project, command, _ = interval_project
-    job_id, log, took = _stop_during_a_job(project, command, tmp_path / "api.log", 2, {})
+    job_id, log, took = _stop_during_ajob_status(project, command, tmp_path / "api.log", 2, {})
     assert took >= 1.0  # it waited for the job
     assert "Application shutdown complete" in log, log
     assert re.search(rf"job {job_id} \(\S+build_report\) finished", log), log
@@ -212,7 +210,7 @@ def test_a_job_outliving_the_graceful_timeout_is_reported_lost(
     shutdown timeout ends is lost, and its id is logged."""
     project, command, _ = interval_project
     env = {"UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN": "1"}
-    job_id, log, took = _stop_during_a_job(project, command, tmp_path / "api.log", 20, env)
+    job_id, log, took = _stop_during_ajob_status(project, command, tmp_path / "api.log", 20, env)
     assert took < 10  # it did not wait for the 20 s job
     assert re.search(rf"stopping with 1 unfinished in-process job\(s\), now lost: {job_id}", log), (
         log

@@ -20,9 +20,11 @@ from helpers import (
     Process,
     compose_services,
     free_port,
+    job_status,
     kill_tree,
     run,
     serving,
+    settled,
     uv_sync,
     wait_for,
 )
@@ -111,22 +113,6 @@ def stack(
         stack.stop_all()
 
 
-def _job(client: httpx.Client, job_id: str) -> dict[str, Any]:
-    response = client.get(f"/jobs/{job_id}")
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def _settled(client: httpx.Client, job_id: str, timeout: float = 30) -> dict[str, Any]:
-    return wait_for(
-        lambda: (body := _job(client, job_id))["status"] in ("finished", "failed") and body,
-        timeout,
-        interval=0.2,
-        what=f"job {job_id} to settle",
-    )
-
-
 def _worker_ready(worker: Process) -> None:
     wait_for(
         lambda: "ready." in worker.log() or worker.popen.poll() is not None,
@@ -144,16 +130,16 @@ def test_jobs_finish_retry_and_unknown_ids_are_404(stack: Stack, tmp_path: Path)
         _worker_ready(worker)
         email = client.post("/examples/welcome-email", json={"email": "ada@example.com"})
         assert email.status_code == 202
-        body = _settled(client, email.json()["job_id"])
+        body = settled(client, email.json()["job_id"])
         assert body["status"] == "finished"
         assert body["result"] == {"email": "ada@example.com", "status": "sent"}
         report = client.post("/examples/report", json={"seconds": 1.5}).json()["job_id"]
-        wait_for(lambda: _job(client, report)["status"] == "started", 10, what="started")
+        wait_for(lambda: job_status(client, report)["status"] == "started", 10, what="started")
         flaky = client.post("/examples/report", json={"fail_times": 2}).json()["job_id"]
         seen = set()
         body = wait_for(
             lambda: (
-                (b := _job(client, flaky), seen.add(b["status"]))[0]["status"]
+                (b := job_status(client, flaky), seen.add(b["status"]))[0]["status"]
                 in ("finished", "failed")
                 and b
             ),
@@ -164,10 +150,10 @@ def test_jobs_finish_retry_and_unknown_ids_are_404(stack: Stack, tmp_path: Path)
         assert body["status"] == "finished", body
         assert body["result"] == {"attempts": 3, "seconds": 0}
         assert "retrying" in seen, seen
-        assert _settled(client, report)["result"] == {"attempts": 1, "seconds": 1.5}
+        assert settled(client, report)["result"] == {"attempts": 1, "seconds": 1.5}
         # A job out of retries is failed, with its error.
         doomed = client.post("/examples/report", json={"fail_times": 10}).json()["job_id"]
-        body = _settled(client, doomed, timeout=60)
+        body = settled(client, doomed, timeout=60)
         assert body["status"] == "failed"
         assert body["error"].startswith("TransientError: planned transient failure 4 of 10")
 
@@ -205,17 +191,17 @@ def test_worker_killed_mid_job_every_accepted_job_finishes(
             client.post("/examples/report", json={"seconds": 4}).json()["job_id"] for _ in range(3)
         ]
         wait_for(
-            lambda: sum(_job(client, j)["status"] == "started" for j in jobs) == 2,
+            lambda: sum(job_status(client, j)["status"] == "started" for j in jobs) == 2,
             15,
             what="two jobs started",
         )
-        running = [j for j in jobs if _job(client, j)["status"] == "started"]
+        running = [j for j in jobs if job_status(client, j)["status"] == "started"]
         killed_at = time.monotonic()
         kill_tree(worker)
         stack.start("worker", tmp_path / "worker-2.log")
         results = {}
         for job_id in jobs:
-            results[job_id] = _settled(client, job_id, timeout=90)
+            results[job_id] = settled(client, job_id, timeout=90)
         recovery = time.monotonic() - killed_at
     broker = "rabbitmq" if stack.rabbitmq else "redis"
     # Shown in the test summary (conftest.py), also under pytest-xdist.
@@ -265,7 +251,7 @@ def test_broker_down_is_503_then_recovers_without_restarting_the_api(
     with stack.api(tmp_path / "api.log") as (client, api):
         _worker_ready(worker)
         first = client.post("/examples/report", json={}).json()["job_id"]
-        assert _settled(client, first)["status"] == "finished"
+        assert settled(client, first)["status"] == "finished"
 
         stack.broker.kill()
         began = time.monotonic()
@@ -297,7 +283,7 @@ def test_broker_down_is_503_then_recovers_without_restarting_the_api(
                 "restarted as compose's restart policy would",
             )
             stack.start("worker", tmp_path / "worker-2.log")
-        body = _settled(client, accepted.json()["job_id"], timeout=60)
+        body = settled(client, accepted.json()["job_id"], timeout=60)
         assert body["status"] == "finished", body
         assert api.popen.poll() is None
         assert "Traceback" not in api.log()
@@ -355,7 +341,7 @@ def test_a_pickle_message_is_refused_and_runs_nothing(stack: Stack, tmp_path: Pa
     with stack.api(tmp_path / "api.log") as (client, _):
         # The worker goes on with JSON jobs...
         job_id = client.post("/examples/welcome-email", json={"email": "a@example.com"}).json()
-        assert _settled(client, job_id["job_id"])["status"] == "finished"
+        assert settled(client, job_id["job_id"])["status"] == "finished"
     # ...and nothing of the pickle message ran: not unpickled, not started, no result.
     assert not marker.exists()
     assert f"job {task_id} (" not in worker.log()

@@ -20,8 +20,10 @@ from helpers import (
     Process,
     compose_services,
     free_port,
+    job_status,
     kill_tree,
     serving,
+    settled,
     uv_sync,
     wait_for,
 )
@@ -114,22 +116,6 @@ def stack(
             print(f"--- {log.name}\n{log.read_text()[-3000:]}")
 
 
-def job(client: httpx.Client, job_id: str) -> dict[str, Any]:
-    response = client.get(f"/jobs/{job_id}")
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def settled(client: httpx.Client, job_id: str, timeout: float = 30) -> dict[str, Any]:
-    return wait_for(
-        lambda: (body := job(client, job_id))["status"] in ("finished", "failed") and body,
-        timeout,
-        interval=0.2,
-        what=f"job {job_id} to settle",
-    )
-
-
 def report(client: httpx.Client, seconds: float = 0, fail_times: int = 0) -> str:
     response = client.post("/examples/report", json={"seconds": seconds, "fail_times": fail_times})
     assert response.status_code == 202, response.text
@@ -153,9 +139,12 @@ def test_jobs_finish_retry_and_fail_over_http(stack: tuple[Stack, httpx.Client])
 
     # Fails twice with a TransientError, retried with growing waits, third run finishes.
     job_id = report(client, fail_times=2)
-    seen = {job(client, job_id)["status"]}
+    seen = {job_status(client, job_id)["status"]}
     body = wait_for(
-        lambda: (b := job(client, job_id), seen.add(b["status"]))[0]["status"] == "finished" and b,
+        lambda: (
+            (b := job_status(client, job_id), seen.add(b["status"]))[0]["status"] == "finished"
+            and b
+        ),
         30,
         interval=0.1,
         what="the twice-failing report to finish",
@@ -209,7 +198,7 @@ def test_worker_killed_mid_job_every_job_still_finishes(
     worker = stack_.start("worker")
     jobs = [report(client, seconds=1.5) for _ in range(6)]
     wait_for(
-        lambda: any(job(client, j)["status"] == "started" for j in jobs),
+        lambda: any(job_status(client, j)["status"] == "started" for j in jobs),
         30,
         what="a job to start",
     )
