@@ -200,39 +200,44 @@ def _servers_for(
     return {"CELERY_BROKER_URL": broker, "CELERY_RESULT_BACKEND": db1, "REDIS_URL": db1}
 
 
-def _check_celery_compose(
-    project: Path, package: str, answers: dict[str, Any], services: dict[str, Any]
-) -> None:
+def _check_durable_compose(tier: str, answers: dict[str, Any], services: dict[str, Any]) -> None:
+    """What the rq and celery compose files share: services, one image, Redis."""
     scheduling = answers.get("scheduling", "none")
-    rabbitmq = answers.get("celery_broker") == "rabbitmq"
+    rabbitmq = tier == "celery" and answers.get("celery_broker") == "rabbitmq"
     expected = {"api", "worker", "redis"}
     expected |= {"scheduler"} if scheduling != "none" else set()
     expected |= {"dashboard"} if answers.get("monitoring") else set()
     expected |= {"rabbitmq"} if rabbitmq else set()
     assert set(services) == expected
-    app_services = expected - {"redis", "rabbitmq"}
     # One image for every app process, each restarted when it exits.
-    assert len({services[name]["image"] for name in app_services}) == 1
+    assert len({services[name]["image"] for name in expected - {"redis", "rabbitmq"}}) == 1
     assert all(services[name]["restart"] == "unless-stopped" for name in expected)
+    if scheduling != "none":
+        assert services["scheduler"]["deploy"]["replicas"] == 1
+    assert "--appendonly yes" in services["redis"]["command"]
+    assert "--maxmemory-policy noeviction" in services["redis"]["command"]
+    for name in ("redis", "rabbitmq") if rabbitmq else ("redis",):
+        assert "healthcheck" in services[name]
+
+
+def _check_celery_compose(
+    project: Path, package: str, answers: dict[str, Any], services: dict[str, Any]
+) -> None:
+    _check_durable_compose("celery", answers, services)
     worker = services["worker"]["command"]
     assert worker.startswith(f"celery --app {package}.celery_app worker --pool prefork")
     assert "-B" not in worker.split() and "--beat" not in worker
     assert "healthcheck" in services["worker"]
-    if scheduling != "none":
+    if "scheduler" in services:
         assert services["scheduler"]["command"].startswith(
             f"celery --app {package}.celery_app beat"
         )
-        assert services["scheduler"]["deploy"]["replicas"] == 1
     if answers.get("monitoring"):
         dashboard = services["dashboard"]
         assert dashboard["command"].endswith("flower")
         # Basic auth is required: compose refuses to start Flower without it.
         assert dashboard["environment"]["FLOWER_BASIC_AUTH"].startswith("${FLOWER_BASIC_AUTH:?")
-    assert "--appendonly yes" in services["redis"]["command"]
-    assert "--maxmemory-policy noeviction" in services["redis"]["command"]
-    for name in ("redis", "rabbitmq") if rabbitmq else ("redis",):
-        assert "healthcheck" in services[name]
-    if rabbitmq:
+    if "rabbitmq" in services:
         assert set(services["rabbitmq"]["environment"]) == {
             "RABBITMQ_DEFAULT_USER",
             "RABBITMQ_DEFAULT_PASS",
@@ -242,19 +247,11 @@ def _check_celery_compose(
 def _check_rq_compose(
     project: Path, package: str, answers: dict[str, Any], services: dict[str, Any]
 ) -> None:
-    scheduling = answers.get("scheduling", "none")
-    expected = {"api", "worker", "redis"}
-    expected |= {"scheduler"} if scheduling != "none" else set()
-    expected |= {"dashboard"} if answers.get("monitoring") else set()
-    assert set(services) == expected
-    # One image for every app process, each restarted when it exits.
-    assert len({services[name]["image"] for name in expected - {"redis"}}) == 1
-    assert all(services[name]["restart"] == "unless-stopped" for name in expected)
+    _check_durable_compose("rq", answers, services)
     assert services["worker"]["command"] == f"python -m {package}.worker"
     assert services["api"]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
-    if scheduling != "none":
+    if "scheduler" in services:
         assert services["scheduler"]["command"] == f"python -m {package}.scheduler"
-        assert services["scheduler"]["deploy"]["replicas"] == 1
     if answers.get("monitoring"):
         dashboard = services["dashboard"]
         assert dashboard["command"] == "rq-dashboard --json"
@@ -269,6 +266,3 @@ def _check_rq_compose(
             check=False,
         )
         assert refused.returncode != 0 and "DASHBOARD_PASSWORD" in refused.stderr
-    assert "--appendonly yes" in services["redis"]["command"]
-    assert "--maxmemory-policy noeviction" in services["redis"]["command"]
-    assert "healthcheck" in services["redis"]
