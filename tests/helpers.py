@@ -58,6 +58,20 @@ def uv_sync(project: Path) -> None:
     run(["uv", "sync", "--quiet"], cwd=project)
 
 
+def servers_env(request: Any, tier: str, answers: Mapping[str, Any]) -> dict[str, str]:
+    """Real servers for a project's integration tests, as its CI provides them."""
+    if tier == "background_tasks":
+        return {}
+    redis = request.getfixturevalue("redis_server")
+    if tier == "rq":
+        return {"REDIS_URL": redis.url}
+    db1 = redis.url.removesuffix("/0") + "/1"
+    broker = redis.url
+    if answers.get("celery_broker") == "rabbitmq":
+        broker = request.getfixturevalue("rabbitmq_server").url
+    return {"CELERY_BROKER_URL": broker, "CELERY_RESULT_BACKEND": db1, "REDIS_URL": db1}
+
+
 JINJA_LEFTOVER = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}")
 
 

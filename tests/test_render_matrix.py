@@ -15,7 +15,15 @@ import pytest
 import yaml
 
 from decision import Needs, recommend
-from helpers import REPO_ROOT, compose_binary, compose_services, jinja_leftovers, run, uv_sync
+from helpers import (
+    REPO_ROOT,
+    compose_binary,
+    compose_services,
+    jinja_leftovers,
+    run,
+    servers_env,
+    uv_sync,
+)
 
 BASE: dict[str, Any] = {"project_name": "Acme Orders"}
 
@@ -175,29 +183,13 @@ def test_rendered_project_is_complete_and_clean(
     run(["uv", "run", "--quiet", "ruff", "check"], cwd=project)
     run(["uv", "run", "--quiet", "ruff", "format", "--check"], cwd=project)
     run(["uv", "run", "--quiet", "mypy"], cwd=project)
-    env = _servers_for(request, tier, answers)
+    env = servers_env(request, tier, answers)
     tests = run(
         ["uv", "run", "--quiet", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project, env=env
     )
     assert " passed" in tests.stdout and "failed" not in tests.stdout
     if tier != "background_tasks":  # its integration tests ran on real servers, none skipped
         assert "skipped" not in tests.stdout, tests.stdout
-
-
-def _servers_for(
-    request: pytest.FixtureRequest, tier: str, answers: dict[str, Any]
-) -> dict[str, str]:
-    """Real servers for a project's integration tests, as its CI provides them."""
-    if tier == "background_tasks":
-        return {}
-    redis = request.getfixturevalue("redis_server")
-    if tier == "rq":
-        return {"REDIS_URL": redis.url}
-    db1 = redis.url.removesuffix("/0") + "/1"
-    broker = redis.url
-    if answers.get("celery_broker") == "rabbitmq":
-        broker = request.getfixturevalue("rabbitmq_server").url
-    return {"CELERY_BROKER_URL": broker, "CELERY_RESULT_BACKEND": db1, "REDIS_URL": db1}
 
 
 def _check_durable_compose(tier: str, answers: dict[str, Any], services: dict[str, Any]) -> None:

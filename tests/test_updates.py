@@ -1,0 +1,411 @@
+"""Living with the template: `copier update` from an earlier release, and tier switches.
+
+The tests run on a temporary git repository of the template holding two tagged commits,
+so they never depend on this repository's own tags or history:
+
+- ``v1.0.0``: the template as it is, with the changes of :data:`PREVIOUS_RELEASE` undone,
+  a stand-in for the previous release (a file renamed, a file dropped, a file added,
+  lines changed in files that users also edit);
+- ``v1.1.0``: the template as it is in the working tree.
+
+A project gets the edits a team makes (:func:`make_user_edits`): its own task module,
+route and test, a setting, a dependency, a fixture, a README section and a ``.env``.
+After the update there must be no conflict of any kind, the user's files must be as they
+were, and the project's own checks and tests must pass, its integration tests against
+real servers.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from helpers import REPO_ROOT, compose_services, run, servers_env, uv_sync
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Test",
+    "GIT_AUTHOR_EMAIL": "test@example.com",
+    "GIT_COMMITTER_NAME": "Test",
+    "GIT_COMMITTER_EMAIL": "test@example.com",
+}
+PACKAGE = "acme_orders"
+BASE = {"project_name": "Acme Orders"}
+
+# The answer sets of each tier, as a team would have them.
+TIER_ANSWERS: dict[str, dict[str, Any]] = {
+    "background_tasks": {"task_backend": "background_tasks", "scheduling": "interval"},
+    "rq": {"loss_tolerable": False, "task_backend": "rq", "scheduling": "interval"},
+    "celery": {"loss_tolerable": False, "task_backend": "celery", "scheduling": "cron"},
+}
+
+
+# --- the two releases ---------------------------------------------------------------
+
+
+def _replace(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{path}: the previous-release stand-in no longer applies ({old!r})"
+    path.write_text(text.replace(old, new, 1))
+
+
+def _undo_logs_rename(tree: Path) -> None:
+    """v1.0.0 named the logging module ``log_setup.py``; v1.1.0 calls it ``logs.py``."""
+    package = tree / "template" / "{{package_name}}"
+    (package / "logs.py").rename(package / "log_setup.py")
+    _replace(package / "main.py", "from .logs import", "from .log_setup import")
+
+
+def _undo_legacy_removal(tree: Path) -> None:
+    """v1.0.0 generated a module that v1.1.0 no longer has."""
+    legacy = tree / "template" / "{{package_name}}" / "legacy.py"
+    legacy.write_text('"""Dropped in v1.1.0."""\n\nLEGACY = True\n')
+
+
+def _undo_dockerignore_addition(tree: Path) -> None:
+    """v1.1.0 adds ``.dockerignore``."""
+    (tree / "template" / ".dockerignore").unlink()
+
+
+def _undo_line_changes(tree: Path) -> None:
+    """v1.1.0 changed lines in files users edit too (README, config, main)."""
+    _replace(
+        tree / "template" / "README.md.jinja",
+        "After an update: review `git diff`",
+        "After an update, review `git diff`",
+    )
+    _replace(
+        tree / "template" / "{{package_name}}" / "config.py.jinja",
+        '"""Settings: every knob comes from the environment (or a ``.env`` file)."""',
+        '"""Settings, from the environment."""',
+    )
+    _replace(
+        tree / "template" / "{{package_name}}" / "main.py",
+        '"""An enqueue or status read while the queue is unreachable: 503, never a stack trace."""',
+        '"""The queue is unreachable: 503."""',
+    )
+
+
+PREVIOUS_RELEASE: list[Callable[[Path], None]] = [
+    _undo_logs_rename,
+    _undo_legacy_removal,
+    _undo_dockerignore_addition,
+    _undo_line_changes,
+]
+
+
+def _git(args: list[str], cwd: Path) -> str:
+    return run(["git", *args], cwd=cwd, env=GIT_ENV).stdout
+
+
+def _template_files() -> list[str]:
+    """The template's files as a fresh clone would have them, uncommitted edits included."""
+    listed = _git(["ls-files", "-z", "--cached", "--others", "--exclude-standard"], REPO_ROOT)
+    return [name for name in listed.split("\0") if name and (REPO_ROOT / name).is_file()]
+
+
+@pytest.fixture(scope="module")
+def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A git repository of the template: v1.0.0 (the stand-in) then v1.1.0 (the template)."""
+    repo = tmp_path_factory.mktemp("template") / "copier-fastapi-tasks"
+    for name in _template_files():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / name, repo / name)
+    current = {name: (repo / name).read_bytes() for name in _template_files()}
+    for undo in PREVIOUS_RELEASE:
+        undo(repo)
+    _git(["init", "--quiet", "--initial-branch=main"], repo)
+    _git(["add", "--all"], repo)
+    _git(["commit", "--quiet", "--message=previous release"], repo)
+    _git(["tag", "v1.0.0"], repo)
+    for stale in ("template/{{package_name}}/log_setup.py", "template/{{package_name}}/legacy.py"):
+        (repo / stale).unlink()
+    for name, content in current.items():
+        (repo / name).write_bytes(content)
+    _git(["add", "--all"], repo)
+    _git(["commit", "--quiet", "--message=current release"], repo)
+    _git(["tag", "v1.1.0"], repo)
+    return repo
+
+
+# --- copier, a project, a team's edits ---------------------------------------------
+
+
+def copier(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """The copier the template's environment pins, as a user runs it."""
+    return run([sys.executable, "-m", "copier", *args], cwd=cwd, env=GIT_ENV, check=check)
+
+
+def _data(answers: dict[str, Any]) -> list[str]:
+    args = []
+    for key, value in answers.items():
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        args += ["--data", f"{key}={text}"]
+    return args
+
+
+def generate(template: Path, dest: Path, answers: dict[str, Any], ref: str) -> Path:
+    options = ["--trust", "--defaults", "--vcs-ref", ref, *_data({**BASE, **answers})]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    copier(["copy", *options, str(template), str(dest)], cwd=dest.parent)
+    _git(["init", "--quiet", "--initial-branch=main"], dest)
+    _git(["add", "--all"], dest)
+    _git(["commit", "--quiet", "--message=generated"], dest)
+    return dest
+
+
+USER_TASKS = '''"""Billing: the team's own task module."""
+
+from ..jobs import task
+
+
+@task
+def charge(order_id: int, cents: int) -> dict[str, int]:
+    """Charge an order (idempotent: the payment provider dedups on the order id)."""
+    return {"order_id": order_id, "charged": cents}
+'''
+
+USER_ROUTES = '''"""Billing routes: the team's own router, found without editing main.py."""
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from ..jobs import JobQueueDep
+from ..tasks.billing import charge
+
+router = APIRouter(prefix="/billing", tags=["billing"])
+
+
+class Charge(BaseModel):
+    order_id: int
+    cents: int
+
+
+@router.post("/charge", status_code=202)
+async def post_charge(body: Charge, queue: JobQueueDep) -> dict[str, str]:
+    return {"job_id": await queue.enqueue(charge, body.order_id, body.cents)}
+'''
+
+USER_TESTS = f'''"""The team's tests of its billing module."""
+
+from fastapi.testclient import TestClient
+
+from {PACKAGE}.config import get_settings
+from {PACKAGE}.tasks.billing import charge
+
+from .conftest import RecordingQueue
+
+
+def test_charge_returns_what_it_charged() -> None:
+    assert charge(7, 250) == {{"order_id": 7, "charged": 250}}
+
+
+def test_the_route_enqueues_the_charge(client: TestClient, recording_queue: RecordingQueue) -> None:
+    response = client.post("/billing/charge", json={{"order_id": 7, "cents": 250}})
+    assert response.status_code == 202
+    assert recording_queue.calls == [(charge, (7, 250), {{}})]
+
+
+def test_the_team_setting_and_fixture(currency: str) -> None:
+    assert get_settings().billing_currency == currency == "EUR"
+'''
+
+#: Files a team adds: they must come out of every update byte for byte.
+USER_FILES = {
+    f"{PACKAGE}/tasks/billing.py": USER_TASKS,
+    f"{PACKAGE}/routes/billing.py": USER_ROUTES,
+    "tests/test_billing.py": USER_TESTS,
+}
+ENV_FILE = "BILLING_API_KEY=not-in-git\n"
+
+
+def make_user_edits(project: Path) -> None:
+    """What a team does to a generated project, then commits (``.env`` stays untracked)."""
+    for name, text in USER_FILES.items():
+        (project / name).write_text(text)
+    (project / ".env").write_text(ENV_FILE)
+    _replace(
+        project / PACKAGE / "config.py",
+        "leaves them alone.\n",
+        'leaves them alone.\n    billing_currency: str = "EUR"\n',
+    )
+    dependency = '"email-validator>=2.1",\n'
+    _replace(project / "pyproject.toml", dependency + "]", dependency + '    "anyio>=4.0",\n]')
+    with (project / "tests" / "conftest.py").open("a") as conftest:
+        conftest.write('\n\n@pytest.fixture\ndef currency() -> str:\n    return "EUR"\n')
+    with (project / "README.md").open("a") as readme:
+        readme.write("\n## Billing\n\nThe team's own notes on billing.\n")
+    _git(["add", "--all"], project)
+    _git(["commit", "--quiet", "--message=billing"], project)
+
+
+def update(project: Path, *data: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return copier(["update", "--trust", "--defaults", *data], cwd=project, check=check)
+
+
+# --- what must hold after an update ----------------------------------------------------
+
+
+def assert_cleanly_merged(project: Path) -> None:
+    """No conflict of any kind: no unmerged paths, no markers, no *.rej leftovers."""
+    assert _git(["ls-files", "--unmerged"], project) == ""
+    status = _git(["status", "--porcelain"], project).splitlines()
+    assert not [line for line in status if line[:2] in {"UU", "AA", "DU", "UD", "AU", "UA"}]
+    leftovers, markers = [], []
+    for path in project.rglob("*"):
+        relative = path.relative_to(project)
+        if not path.is_file() or {".git", ".venv"} & set(relative.parts):
+            continue
+        if path.suffix == ".rej" or path.name.endswith(".orig"):
+            leftovers.append(str(relative))
+        text = path.read_text(errors="replace")
+        if any(line.startswith(("<<<<<<< ", ">>>>>>> ")) for line in text.splitlines()):
+            markers.append(str(relative))
+    assert leftovers == [] and markers == []
+
+
+def assert_user_edits_kept(project: Path) -> None:
+    for name, text in USER_FILES.items():
+        assert (project / name).read_text() == text, f"{name} was changed by the update"
+    assert (project / ".env").read_text() == ENV_FILE
+    assert 'billing_currency: str = "EUR"' in (project / PACKAGE / "config.py").read_text()
+    assert '"anyio>=4.0",' in (project / "pyproject.toml").read_text()
+    assert "def currency() -> str:" in (project / "tests" / "conftest.py").read_text()
+    assert (project / "README.md").read_text().endswith("The team's own notes on billing.\n")
+
+
+def assert_project_passes(project: Path, request: pytest.FixtureRequest) -> None:
+    """The project's own checks; the durable tiers' integration tests on real servers."""
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    uv_sync(project)
+    run(["uv", "run", "--quiet", "ruff", "check"], cwd=project)
+    run(["uv", "run", "--quiet", "ruff", "format", "--check"], cwd=project)
+    run(["uv", "run", "--quiet", "mypy"], cwd=project)
+    env = servers_env(request, answers["task_backend"], answers)
+    pytest_command = ["uv", "run", "--quiet", "pytest", "-q", "-p", "no:cacheprovider"]
+    tests = run([*pytest_command, "-rs"], cwd=project, env=env)
+    assert "failed" not in tests.stdout and "skipped" not in tests.stdout, tests.stdout
+    assert (
+        "3 passed"
+        in run(
+            [
+                "uv",
+                "run",
+                "--quiet",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "tests/test_billing.py",
+            ],
+            cwd=project,
+        ).stdout
+    )
+
+
+def project_files(project: Path) -> set[str]:
+    """The project's files as git sees them (tracked or new), ignored ones left out."""
+    listed = _git(["ls-files", "-z", "--cached", "--others", "--exclude-standard"], project)
+    return {name for name in listed.split("\0") if name and (project / name).is_file()}
+
+
+# --- updates from the previous release --------------------------------------------------
+
+
+@pytest.mark.update
+@pytest.mark.parametrize("tier", list(TIER_ANSWERS))
+def test_update_from_the_previous_release(
+    template_repo: Path, tmp_path: Path, tier: str, request: pytest.FixtureRequest
+) -> None:
+    project = generate(template_repo, tmp_path / "acme-orders", TIER_ANSWERS[tier], "v1.0.0")
+    assert (project / PACKAGE / "log_setup.py").exists()
+    make_user_edits(project)
+
+    result = update(project)
+    assert "Updating to template version 1.1.0" in result.stdout + result.stderr
+
+    assert_cleanly_merged(project)
+    assert_user_edits_kept(project)
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers["_commit"] == "v1.1.0"
+    assert answers["task_backend"] == tier
+    # The release's changes arrived: the rename, the removal, the addition, the new lines.
+    assert not (project / PACKAGE / "log_setup.py").exists()
+    assert (project / PACKAGE / "logs.py").exists()
+    assert "from .logs import configure_logging" in (project / PACKAGE / "main.py").read_text()
+    assert not (project / PACKAGE / "legacy.py").exists()
+    assert (project / ".dockerignore").exists()
+    assert "After an update: review `git diff`" in (project / "README.md").read_text()
+    assert "every knob comes from the environment" in (project / PACKAGE / "config.py").read_text()
+    assert_project_passes(project, request)
+
+
+# --- tier switches -------------------------------------------------------------------
+
+SWITCHES = [
+    # (from, to, the answers given with --data)
+    ("background_tasks", "rq", {"task_backend": "rq"}),
+    ("rq", "celery", {"task_backend": "celery"}),
+    ("celery", "rq", {"task_backend": "rq"}),
+    # Back down to in-process work: only with needs it can keep.
+    ("rq", "background_tasks", {"task_backend": "background_tasks", "loss_tolerable": True}),
+]
+
+
+@pytest.mark.update
+@pytest.mark.parametrize(("source", "target", "data"), SWITCHES, ids=lambda v: str(v)[:30])
+def test_tier_switch_in_one_command(
+    template_repo: Path,
+    tmp_path: Path,
+    source: str,
+    target: str,
+    data: dict[str, Any],
+    request: pytest.FixtureRequest,
+) -> None:
+    project = generate(template_repo, tmp_path / "acme-orders", TIER_ANSWERS[source], "v1.1.0")
+    make_user_edits(project)
+
+    update(project, *_data(data))
+
+    assert_cleanly_merged(project)
+    assert_user_edits_kept(project)
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers["task_backend"] == target
+
+    # The project is what a fresh `copier copy` with the new answers gives, plus the team's
+    # edits: the old tier's files are gone, the new tier's are there, and every file the
+    # team did not touch (compose, backend, worker, tests, decision record ...) is identical.
+    fresh_answers = {k: v for k, v in answers.items() if not k.startswith("_")}
+    fresh = generate(template_repo, tmp_path / "fresh" / "acme-orders", fresh_answers, "v1.1.0")
+    edited = {f"{PACKAGE}/config.py", "pyproject.toml", "tests/conftest.py", "README.md"}
+    assert project_files(project) == project_files(fresh) | set(USER_FILES)
+    for name in sorted(project_files(fresh) - edited - {".copier-answers.yml"}):
+        assert (project / name).read_bytes() == (fresh / name).read_bytes(), name
+    services = set(compose_services(project))
+    assert ("worker" in services) == (target != "background_tasks")
+    decision = (project / "docs/decisions/0001-background-jobs.md").read_text()
+    assert decision.startswith(f"# 1. Background jobs run on {target}\n")
+    assert_project_passes(project, request)
+
+
+@pytest.mark.update
+def test_a_tier_switch_the_answers_forbid_is_refused_and_changes_nothing(
+    template_repo: Path, tmp_path: Path
+) -> None:
+    project = generate(template_repo, tmp_path / "acme-orders", TIER_ANSWERS["rq"], "v1.1.0")
+    make_user_edits(project)
+    before = {name: (project / name).read_bytes() for name in project_files(project)}
+
+    result = update(project, "--data", "task_backend=background_tasks", check=False)
+
+    assert result.returncode != 0
+    assert "Invalid choice for 'task_backend'" in result.stderr
+    assert "loss_tolerable" in result.stderr
+    assert _git(["status", "--porcelain"], project) == ""
+    assert {name: (project / name).read_bytes() for name in project_files(project)} == before
