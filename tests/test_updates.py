@@ -409,3 +409,24 @@ def test_a_tier_switch_the_answers_forbid_is_refused_and_changes_nothing(
     assert "loss_tolerable" in result.stderr
     assert _git(["status", "--porcelain"], project) == ""
     assert {name: (project / name).read_bytes() for name in project_files(project)} == before
+
+
+@pytest.mark.update
+def test_a_need_the_recorded_tier_cannot_keep_moves_to_the_recommended_tier(
+    template_repo: Path, tmp_path: Path
+) -> None:
+    """docs/moving-tiers.md: with --defaults, copier keeps the recorded tier while it fits the
+    answers, and takes the default (the recommendation) once it does not."""
+    project = generate(
+        template_repo, tmp_path / "acme-orders", TIER_ANSWERS["background_tasks"], "v1.1.0"
+    )
+    update(project, "--data", "task_duration=medium")  # background_tasks cannot keep it
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers["task_backend"] == "rq"
+    assert (project / PACKAGE / "worker.py").exists()
+    _git(["add", "--all"], project)
+    _git(["commit", "--quiet", "--message=rq"], project)
+
+    update(project, "--data", "task_duration=long")  # recommends celery; rq still fits
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers["task_backend"] == "rq"
