@@ -309,6 +309,19 @@ def assert_project_passes(project: Path, request: pytest.FixtureRequest) -> None
     )
 
 
+def assert_update_hygiene(project: Path) -> None:
+    """What keeps a project safe to update: the answers file says not to edit it, the hooks
+    refuse conflict markers and *.rej leftovers, the README says how to update."""
+    answers_file = (project / ".copier-answers.yml").read_text()
+    assert answers_file.startswith("# Changes here will be overwritten by Copier; NEVER EDIT")
+    hooks = yaml.safe_load((project / ".pre-commit-config.yaml").read_text())
+    hook_ids = {hook["id"] for repo in hooks["repos"] for hook in repo["hooks"]}
+    assert {"check-merge-conflict", "no-rej-files"} <= hook_ids
+    readme = (project / "README.md").read_text()
+    assert "## Updating from the template" in readme
+    assert "copier update --trust --defaults --data task_backend=rq" in readme
+
+
 def project_files(project: Path) -> set[str]:
     """The project's files as git sees them (tracked or new), ignored ones left out."""
     listed = _git(["ls-files", "-z", "--cached", "--others", "--exclude-standard"], project)
@@ -343,6 +356,7 @@ def test_update_from_the_previous_release(
     assert (project / ".dockerignore").exists()
     assert "After an update: review `git diff`" in (project / "README.md").read_text()
     assert "every knob comes from the environment" in (project / PACKAGE / "config.py").read_text()
+    assert_update_hygiene(project)
     assert_project_passes(project, request)
 
 
