@@ -236,9 +236,12 @@ def test_two_beats_never_run_a_tick_twice(stack: Stack, tmp_path: Path) -> None:
     assert all(gap > 0 and gap % 2 == 0 for gap in gaps), ticks
     # No slot that began before Beat started was sent.
     assert min(ticks) > started, (started, ticks)
+    # Each run happens after its slot began. How long after depends on the machine's load
+    # (a 2-core runner with the whole suite in parallel saw 2.0 s): the slot a run belongs
+    # to is what matters, and the uniqueness and alignment checks above prove it.
     for item in items:
         late = datetime.fromisoformat(item["ran_at"]) - datetime.fromisoformat(item["tick"])
-        assert 0 <= late.total_seconds() < 2, item
+        assert 0 <= late.total_seconds() < 5, item
     # Both Beats were alive and competing: the losing one logged the slots it skipped.
     skipped = sum(len(re.findall("was sent by another scheduler", b.log())) for b in beats)
     assert skipped >= 3, [b.log()[-3000:] for b in beats]
