@@ -4,6 +4,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from . import tasks
+from .body_limit import BodyLimit
 from .config import get_settings
 from .jobs import BrokerUnavailable, lifespan
 from .logs import configure_logging
@@ -25,6 +26,7 @@ def create_app() -> FastAPI:
     tasks.discover()  # import every task module, so periodic jobs are declared
     app = FastAPI(title=settings.app_title, lifespan=lifespan)
     app.add_exception_handler(BrokerUnavailable, broker_unavailable)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     for router in all_routers():
         app.include_router(router)
     return app
