@@ -111,6 +111,26 @@ STDLIB_MODULES = frozenset(sys.stdlib_module_names) | frozenset(
 SOFT_KEYWORDS = frozenset(keyword.softkwlist) | {"_", "case", "match", "type"}
 
 
+#: Line breaks and tabs are fine in free text; other control characters (NUL, ESC, ...)
+#: and Unicode non-characters cannot be written to YAML, and mean a paste went wrong.
+ALLOWED_CONTROLS = {"\t", "\n", "\r"}
+
+
+def text_error(question: str, value: Any, required: bool = True) -> str:
+    """Why ``value`` is not a good free-text answer to ``question``, or ``""``."""
+    text = "" if value is None else str(value)
+    if required and not text.strip():
+        return f"{question} must not be empty."
+    for char in text:
+        control = unicodedata.category(char) == "Cc" and char not in ALLOWED_CONTROLS
+        if control or char in {"\ufffe", "\uffff"} or unicodedata.category(char) == "Cs":
+            return (
+                f"{question} must not contain the control character U+{ord(char):04X}; "
+                "line breaks and tabs are fine."
+            )
+    return ""
+
+
 def slug_error(value: Any) -> str:
     """Why ``value`` is not a good ``project_slug``, or ``""``."""
     if not isinstance(value, str) or not value:
@@ -167,12 +187,40 @@ def slugify(name: Any) -> str:
 
 
 def py_string(value: Any) -> str:
-    """``value`` as a double-quoted Python string literal that ``ruff format`` leaves as is.
+    """``value`` as a double-quoted Python string literal that ruff leaves as is.
 
-    Quotes become ``\\u0022`` escapes, so the formatter has no reason to switch quotes.
+    The literal is pure ASCII: other characters are written as ``\\u``/``\\U`` escapes, so
+    ruff's lint has no ambiguous character to flag (RUF001: Cyrillic letters, line
+    separators ...) and its formatter no quote to switch (``"`` is ``\\u0022``).
     """
-    body = json.dumps(str(value), ensure_ascii=False)[1:-1]
-    return '"' + body.replace('\\"', "\\u0022") + '"'
+    body = []
+    for char in str(value):
+        code = ord(char)
+        if char == '"':
+            body.append("\\u0022")
+        elif char == "\\":
+            body.append("\\\\")
+        elif 0x20 <= code < 0x7F:
+            body.append(char)
+        elif char == "\n":
+            body.append("\\n")
+        elif char == "\t":
+            body.append("\\t")
+        elif char == "\r":
+            body.append("\\r")
+        elif code <= 0xFFFF:
+            body.append(f"\\u{code:04x}")
+        else:
+            body.append(f"\\U{code:08x}")
+    return '"' + "".join(body) + '"'
+
+
+def toml_string(value: Any) -> str:
+    """``value`` as a TOML basic string: JSON's escapes, which TOML shares, but non-ASCII
+    written as is (``tojson`` would write a character beyond U+FFFF as a surrogate pair of
+    escapes, which TOML refuses). Control characters are refused earlier by ``text_error``.
+    """
+    return json.dumps(str(value), ensure_ascii=False)
 
 
 def one_line(value: Any) -> str:
@@ -181,12 +229,15 @@ def one_line(value: Any) -> str:
 
 
 class NamesExtension(Extension):
-    """Jinja globals ``slug_error``, ``package_error``; filters ``slugify``, ``py_string``,
-    ``one_line``."""
+    """Jinja globals ``slug_error``, ``package_error``, ``text_error``; filters ``slugify``,
+    ``py_string``, ``toml_string``, ``one_line``."""
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
-        environment.globals.update(slug_error=slug_error, package_error=package_error)
+        environment.globals.update(
+            slug_error=slug_error, package_error=package_error, text_error=text_error
+        )
         environment.filters["slugify"] = slugify
         environment.filters["py_string"] = py_string
         environment.filters["one_line"] = one_line
+        environment.filters["toml_string"] = toml_string

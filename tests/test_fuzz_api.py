@@ -58,7 +58,7 @@ MALFORMED: list[tuple[str, bytes, dict[str, str]]] = [
         "an unknown field",
         b'{"email": "a@example.com", "admin": true}',
         {"content-type": "application/json"},
-    ),  # noqa: E501
+    ),
     ("invalid UTF-8", b'{"email": "\xff\xfe@example.com"}', {"content-type": "application/json"}),
     ("form data", b"email=a%40example.com", {"content-type": "application/x-www-form-urlencoded"}),
     ("a NUL byte", b'{"email": "a\\u0000@example.com"}', {"content-type": "application/json"}),
@@ -66,7 +66,7 @@ MALFORMED: list[tuple[str, bytes, dict[str, str]]] = [
         "deep nesting",
         b'{"email": ' + b"[" * 10_000 + b"]" * 10_000 + b"}",
         {"content-type": "application/json"},
-    ),  # noqa: E501
+    ),
 ]
 
 

@@ -279,6 +279,8 @@ def test_py_string_is_a_python_literal_of_the_same_text(text: object) -> None:
     assert literal.startswith('"') and literal.endswith('"')
     # Quotes inside are \u0022 escapes, so ruff format has no reason to switch quotes.
     assert '"' not in literal[1:-1], literal
+    # ASCII only: ruff's RUF001 has no ambiguous character (Cyrillic, U+2028 ...) to flag.
+    assert literal.isascii(), literal
     assert ast.literal_eval(literal) == str(text)
 
 
