@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shlex
@@ -84,7 +85,15 @@ def jinja_leftovers(project: Path, literals: tuple[str, ...] = ()) -> list[str]:
     from jinja2.utils import htmlsafe_json_dumps
 
     variants = sorted(
-        {form for text in literals for form in (text, str(htmlsafe_json_dumps(text))[1:-1])},
+        {
+            form
+            for text in literals
+            for form in (
+                text,
+                str(htmlsafe_json_dumps(text))[1:-1],  # tojson
+                json.dumps(text, ensure_ascii=False)[1:-1],  # toml_string
+            )
+        },
         key=len,
         reverse=True,
     )
