@@ -114,6 +114,7 @@ def test_rendered_project_is_complete_and_clean(
         ".env.example",
         ".gitignore",
         "README.md",
+        "SECURITY.md",
         "pyproject.toml",
         ".pre-commit-config.yaml",
         ".copier-answers.yml",
