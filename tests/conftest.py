@@ -24,10 +24,16 @@ def _tools_present() -> None:
     assert shutil.which("uv"), "uv is not on PATH: run the suite with `bash scripts/test.sh`"
 
 
+#: The password of every test Redis, as compose requires one (REDIS_PASSWORD): the
+#: generated code is proven with auth on, the password in its URLs (``server.url``).
+REDIS_PASSWORD = "e2e-redis-pw-7f3a9c"
+
+
 @pytest.fixture
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """A fresh Redis (AOF on, noeviction) for one test; ``.kill()``/``.start()`` to fault it."""
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    """A fresh Redis (AOF on, noeviction, a password) for one test; ``.kill()``/``.start()``
+    to fault it. ``.url`` carries the password."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"), password=REDIS_PASSWORD).start()
     try:
         yield server
     finally:

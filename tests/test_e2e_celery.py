@@ -97,9 +97,7 @@ class Stack:
 
 
 @pytest.fixture
-def stack(
-    project: Project, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
+def stack(project: Project, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
     redis = request.getfixturevalue("redis_server")
     rabbitmq = (
         request.getfixturevalue("rabbitmq_server")
@@ -111,6 +109,12 @@ def stack(
         yield stack
     finally:
         stack.stop_all()
+    # Redis (and RabbitMQ) have passwords, in the URLs; no process ever prints them.
+    secrets = [redis.password, *([rabbitmq.password] if rabbitmq else [])]
+    assert all(secrets) and redis.password in stack.env["REDIS_URL"]
+    for log in sorted(tmp_path.glob("*.log")):  # the API's and every other process's
+        text = log.read_text()
+        assert not [s for s in secrets if s in text], f"{log.name} shows a password:\n{text}"
 
 
 def _worker_ready(worker: Process) -> None:
@@ -270,6 +274,8 @@ def test_broker_down_is_503_then_recovers_without_restarting_the_api(
         ready = client.get("/health/ready")
         assert ready.status_code == 503
         assert ready.json()["status"] == "unavailable" and ready.json()["reason"]
+        assert stack.broker.password not in response.text + ready.text
+        assert stack.redis.password not in response.text + ready.text
 
         stack.broker.start()
         wait_for(lambda: client.get("/health/ready").status_code == 200, 30, what="ready again")

@@ -22,6 +22,7 @@ from helpers import (
     free_port,
     job_status,
     kill_tree,
+    run,
     serving,
     settled,
     uv_sync,
@@ -114,6 +115,10 @@ def stack(
         stack.stop_all()
         for log in sorted(tmp_path.glob("*.log")):
             print(f"--- {log.name}\n{log.read_text()[-3000:]}")
+    # Redis has a password (as in compose), and no process ever prints it.
+    assert redis_server.password and redis_server.password in redis_server.url
+    for log in sorted(tmp_path.glob("*.log")):
+        assert redis_server.password not in log.read_text(), f"{log.name} shows the password"
 
 
 def report(client: httpx.Client, seconds: float = 0, fail_times: int = 0) -> str:
@@ -191,6 +196,60 @@ def test_queue_holds_only_json(stack: tuple[Stack, httpx.Client]) -> None:
     assert payload[2][0].endswith("tasks.examples.build_report")
 
 
+PICKLE_ENQUEUER = """
+import os, sys
+import redis
+from rq import Queue
+
+redis_url, marker, package = sys.argv[1:4]
+
+class SideEffect:
+    # Unpickling this creates the marker directory: proof that pickle was loaded.
+    def __reduce__(self):
+        return (os.mkdir, (marker,))
+
+# RQ's default serializer is pickle: what stock `rq cron` or a careless client writes.
+queue = Queue("default", connection=redis.Redis.from_url(redis_url))
+job = queue.enqueue(
+    f"{package}.backend.execute",
+    f"{package}.tasks.examples.send_welcome_email",
+    [SideEffect()],
+    {},
+)
+print(job.id)
+"""
+
+
+def test_a_pickled_job_is_refused_and_runs_nothing(
+    stack: tuple[Stack, httpx.Client], tmp_path: Path
+) -> None:
+    stack_, client = stack
+    marker = tmp_path / "unpickled"
+    enqueued = run(
+        [
+            "uv", "run", "--quiet", "python", "-c", PICKLE_ENQUEUER,
+            stack_.server.url, str(marker), stack_.project.package,
+        ],
+        cwd=stack_.project.path,
+    )  # fmt: skip
+    pickled = enqueued.stdout.strip()
+    data = redis.Redis.from_url(stack_.server.url).hget(f"rq:job:{pickled}", "data")
+    assert data is not None and zlib.decompress(data).startswith(b"\x80"), "not a pickle"
+    worker = stack_.start("worker")
+    body = settled(client, pickled)
+    assert body["status"] == "failed", body
+    assert "DeserializationError" in body["error"], body
+    # The worker lives on and runs JSON jobs...
+    response = client.post("/examples/welcome-email", json={"email": "ada@example.com"})
+    assert settled(client, response.json()["job_id"])["status"] == "finished"
+    assert worker.popen.poll() is None
+    # ...and nothing of the pickled job ran: not unpickled, the task never started.
+    assert not marker.exists()
+    assert f"{stack_.project.package}:attempts:{pickled}" not in {
+        k.decode() for k in redis.Redis.from_url(stack_.server.url).scan_iter("*:attempts:*")
+    }
+
+
 def test_worker_killed_mid_job_every_job_still_finishes(
     stack: tuple[Stack, httpx.Client], record_property: Any
 ) -> None:
@@ -250,6 +309,7 @@ def test_redis_outage_answers_503_and_loses_nothing(stack: tuple[Stack, httpx.Cl
     assert time.monotonic() - started < 10
     ready = client.get("/health/ready")
     assert ready.status_code == 503 and ready.json()["status"] == "unavailable"
+    assert server.password and server.password not in response.text + ready.text
     assert client.get(f"/jobs/{accepted[0]}").status_code == 503
 
     worker = stack_.start("worker")  # starts while Redis is down: it must wait, not exit
@@ -284,7 +344,13 @@ def test_dashboard_needs_basic_auth(
         assert dashboard.popen.poll() is None, f"rq-dashboard exited:\n{dashboard.log()}"
         assert httpx.get(base).status_code == 401
         assert httpx.get(base, auth=("admin", "wrong")).status_code == 401
-        assert httpx.get(base, auth=("admin", "s3cret")).status_code == 200
+        page = httpx.get(base, auth=("admin", "s3cret"))
+        assert page.status_code == 200
+        # It reaches the password-protected Redis, and shows its URL masked if at all.
+        workers = httpx.get(f"{base}0/data/workers.json", auth=("admin", "s3cret"))
+        assert workers.status_code == 200, workers.text
+        assert redis_server.password
+        assert redis_server.password not in page.text + workers.text + dashboard.log()
     finally:
         dashboard.stop()
 

@@ -68,8 +68,9 @@ PAIRS: list[dict[str, Any]] = [
     {"loss_tolerable": False, "task_backend": "rq", "python_version": "3.13", "scheduling": "cron"},
 ]
 
-#: Compose needs these from .env for Flower and RabbitMQ (it refuses to start without).
+#: Compose needs these secrets from .env (it refuses to start without them).
 COMPOSE_ENV = {
+    "REDIS_PASSWORD": "secret",
     "DASHBOARD_PASSWORD": "secret",
     "FLOWER_BASIC_AUTH": "admin:secret",
     "RABBITMQ_DEFAULT_USER": "app",
@@ -113,6 +114,7 @@ def test_rendered_project_is_complete_and_clean(
         ".env.example",
         ".gitignore",
         "README.md",
+        "SECURITY.md",
         "pyproject.toml",
         ".pre-commit-config.yaml",
         ".copier-answers.yml",
@@ -192,6 +194,14 @@ def test_rendered_project_is_complete_and_clean(
         assert "skipped" not in tests.stdout, tests.stdout
 
 
+#: What compose's Redis URLs and password read (interpolated when compose starts).
+REDIS_PASSWORD = "${REDIS_PASSWORD:?set REDIS_PASSWORD in .env}"
+AMQP_URL = (
+    "amqp://${RABBITMQ_DEFAULT_USER:?set RABBITMQ_DEFAULT_USER in .env}"
+    ":${RABBITMQ_DEFAULT_PASS:?set RABBITMQ_DEFAULT_PASS in .env}@rabbitmq:5672//"
+)
+
+
 def _check_durable_compose(tier: str, answers: dict[str, Any], services: dict[str, Any]) -> None:
     """What the rq and celery compose files share: services, one image, Redis."""
     scheduling = answers.get("scheduling", "none")
@@ -210,6 +220,18 @@ def _check_durable_compose(tier: str, answers: dict[str, Any], services: dict[st
     assert "--maxmemory-policy noeviction" in services["redis"]["command"]
     for name in ("redis", "rabbitmq") if rabbitmq else ("redis",):
         assert "healthcheck" in services[name]
+    # Redis requires a password; the healthcheck authenticates and wants PONG.
+    assert f"--requirepass {REDIS_PASSWORD}" in services["redis"]["command"]
+    assert services["redis"]["environment"]["REDISCLI_AUTH"] == REDIS_PASSWORD
+    assert services["redis"]["healthcheck"]["test"][-1] == "redis-cli ping | grep -q PONG"
+    # Every app process reaches the servers with the secrets, by service name.
+    with_redis = f"redis://:{REDIS_PASSWORD}@redis:6379/"
+    for name in expected - {"redis", "rabbitmq"}:
+        environment = services[name]["environment"]
+        urls = [v for k, v in environment.items() if k.endswith(("_URL", "_BACKEND"))]
+        assert urls, name
+        for url in urls:
+            assert url.startswith(with_redis) or url == AMQP_URL, (name, url)
 
 
 def _check_celery_compose(
@@ -229,6 +251,12 @@ def _check_celery_compose(
         assert dashboard["command"].endswith("flower")
         # Basic auth is required: compose refuses to start Flower without it.
         assert dashboard["environment"]["FLOWER_BASIC_AUTH"].startswith("${FLOWER_BASIC_AUTH:?")
+    environment = services["api"]["environment"]
+    assert environment["CELERY_BROKER_URL"] == (
+        AMQP_URL if "rabbitmq" in services else f"redis://:{REDIS_PASSWORD}@redis:6379/0"
+    )
+    assert environment["CELERY_RESULT_BACKEND"] == f"redis://:{REDIS_PASSWORD}@redis:6379/1"
+    assert environment["REDIS_URL"] == f"redis://:{REDIS_PASSWORD}@redis:6379/1"
     if "rabbitmq" in services:
         assert set(services["rabbitmq"]["environment"]) == {
             "RABBITMQ_DEFAULT_USER",
@@ -241,7 +269,7 @@ def _check_rq_compose(
 ) -> None:
     _check_durable_compose("rq", answers, services)
     assert services["worker"]["command"] == f"python -m {package}.worker"
-    assert services["api"]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
+    assert services["api"]["environment"]["REDIS_URL"] == f"redis://:{REDIS_PASSWORD}@redis:6379/0"
     if "scheduler" in services:
         assert services["scheduler"]["command"] == f"python -m {package}.scheduler"
     if answers.get("monitoring"):
@@ -254,7 +282,7 @@ def _check_rq_compose(
         refused = run(
             [str(compose_binary()), "config", "--quiet"],
             cwd=project,
-            env={"DASHBOARD_PASSWORD": ""},
+            env={**COMPOSE_ENV, "DASHBOARD_PASSWORD": ""},
             check=False,
         )
         assert refused.returncode != 0 and "DASHBOARD_PASSWORD" in refused.stderr

@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
+from .logs import redact
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -38,7 +40,14 @@ class JobInfo:
 
 
 class BrokerUnavailable(Exception):
-    """The queue cannot take or report jobs right now; routes answer 503."""
+    """The queue cannot take or report jobs right now; routes answer 503.
+
+    The reason is shown to clients (the 503 body, readiness): URL passwords in it are
+    masked, whatever error message it quotes.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(redact(reason))
 
 
 class JobNotFound(LookupError):
