@@ -277,6 +277,9 @@ def kill_worker(stack: Stack, load: Load) -> Fault:
 def restart_redis(stack: Stack, load: Load) -> Fault:
     """Redis SIGKILLed, down for 2 s, started again on the same data (AOF on)."""
     assert stack.redis is not None
+    # The test server runs as the generated compose file configures Redis.
+    compose_redis = stack.project.services["redis"]["command"]
+    assert "--appendonly yes" in compose_redis and "appendfsync" not in compose_redis
     at = time.time()
     stack.redis.kill()
     time.sleep(2)
@@ -395,3 +398,54 @@ def test_a_fault_under_load_loses_no_accepted_job(
     if fault == "worker-kill":
         # A worker's death is invisible to clients.
         assert not load.refused and not load.failed, load.summary()
+
+
+# --- background_tasks: what the tier cannot survive --------------------------------------
+
+BG_RATE = 20  # jobs/s
+BG_SECONDS = 0.5  # each job's run time: about BG_RATE * BG_SECONDS jobs are in flight
+
+
+@pytest.mark.parametrize("stack", ["background_tasks"], indirect=True)
+def test_background_tasks_lose_accepted_jobs_when_the_api_dies(
+    stack: Stack, record_property: Any
+) -> None:
+    """The in-process tier under load, API killed and restarted: jobs answered 202 and
+    not yet finished are gone. The generated README says so; this counts them."""
+    readme = (stack.project.path / "README.md").read_text()
+    assert "**On restart or crash, every queued and running job is lost**, although its" in readme
+    assert "A crash (`kill -9`, out of memory) loses every job" in readme
+
+    stack.start()
+    load = Load(
+        stack.api.base_url, prefix="b", concurrency=CLIENTS, rate=BG_RATE, seconds=BG_SECONDS
+    ).start()
+    try:
+        wait_for(lambda: len(stack.executions().counts) >= 2 * BG_RATE, 60, what="the load")
+        happened = restart_api(stack, load)
+        wait_for(
+            lambda: len(load.accepted_between(happened.restored, time.time() + 1)) >= 2 * BG_RATE,
+            60,
+            what=f"jobs accepted again after the restart ({load.summary()})",
+        )
+    finally:
+        load.stop()
+    accepted = load.snapshot()
+    before = load.accepted_between(0, happened.at)
+    after = load.accepted_between(happened.restored, 2e9)
+    stack.wait_ran(after, 30, "background_tasks, jobs accepted after the restart")
+    runs = stack.executions()
+    lost = {t: at for t, at in before.items() if not runs.counts[t]}
+    oldest = max((happened.at - at for at in lost.values()), default=0)
+    record_property(
+        "measured",
+        f"fault background_tasks, api kill -9 + restart: {len(accepted)} accepted, "
+        f"{len(set(runs.counts) & set(accepted))} ran, {len(lost)} accepted with 202 and lost "
+        f"(accepted up to {oldest:.1f} s before the kill; jobs take {BG_SECONDS} s), "
+        f"{sum(load.failed.values())} failed requests; the API answered again "
+        f"{happened.restored - happened.at:.1f} s after the kill",
+    )
+    assert lost, "the kill was expected to lose the jobs in flight on this tier"
+    # Only what was in flight is lost: everything older ran, nothing ran twice.
+    assert oldest < BG_SECONDS + 5, f"jobs accepted {oldest:.1f} s before the kill were lost"
+    assert runs.duplicates() == {}, runs.duplicates()
