@@ -149,11 +149,15 @@ class Load:
     refused: list[float] = field(default_factory=list)  # 503s
     failed: Counter[str] = field(default_factory=Counter)  # what else came back
     started_at: float = 0.0
+    in_flight: int = 0  # requests under way (changed by the load's event loop only)
     ended_at: float = 0.0
 
     def __post_init__(self) -> None:
         self._tokens = itertools.count()
         self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+        self._next_post = 0.0
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
         self._error: BaseException | None = None
@@ -170,6 +174,13 @@ class Load:
         if self._error is not None:
             raise self._error
         return self
+
+    def pause(self) -> None:
+        """Post nothing new (requests under way still complete)."""
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
 
     def done(self) -> bool:
         return not self._thread.is_alive()
@@ -219,23 +230,31 @@ class Load:
 
     async def _client(self, client: httpx.AsyncClient) -> None:
         while not self._stop.is_set():
+            if not self._running.is_set():
+                await asyncio.sleep(0.05)
+                continue
+            if self.rate is not None:  # the next free slot: no burst after a pause or a gap
+                due = self._next_post = max(self._next_post + 1 / self.rate, time.time())
+                if due > time.time():
+                    await asyncio.sleep(due - time.time())
+                if not self._running.is_set() or self._stop.is_set():
+                    continue
             number = next(self._tokens)
             if self.total is not None and number >= self.total:
                 return
-            if self.rate is not None:
-                due = self.started_at + number / self.rate
-                if due > time.time():
-                    await asyncio.sleep(due - time.time())
             token = f"{self.prefix}{number}"
+            self.in_flight += 1
             try:
                 response = await client.post(
                     f"/loadcount/{token}",
                     params={"seconds": self.seconds} if self.seconds else None,
                 )
             except httpx.TransportError as exc:
+                self.in_flight -= 1
                 self.failed[type(exc).__name__] += 1
                 await asyncio.sleep(0.2)  # the API is down: do not spin
                 continue
+            self.in_flight -= 1
             if response.status_code == 202:
                 with self._lock:
                     self.accepted[token] = time.time()
