@@ -1,0 +1,463 @@
+"""Load and faults, end to end: nothing accepted is lost (issue 7, "Hardening").
+
+A rendered project gets a team-style task that counts its own executions in a file
+(``tests/loadgen.py``), and a route that enqueues it. The generated compose commands run
+as local processes (``uv run <command>``): the API and two workers, against real Redis and
+RabbitMQ servers (``tests/servers.py``, Redis with the AOF on as compose configures it).
+32 concurrent HTTP clients post jobs; a job is *accepted* when the API answers 202.
+
+- No fault, per durable tier: 5,000 jobs; every accepted job runs exactly once.
+- Faults during a paced load (20 jobs/s, each fault its own run on fresh servers), per
+  durable tier: ``kill -9`` of a worker's whole process tree while every worker process
+  runs a job, Redis killed and restarted on its data (every tier: it is the queue of rq
+  and of celery on Redis, and the registry and result store of celery on RabbitMQ),
+  RabbitMQ killed and restarted, the API killed and restarted on its port. Every accepted
+  job runs at least once, within 90 s of the fault; nothing is left in the broker that
+  could still run; only jobs the fault caught in flight run twice (none for an API
+  restart). Workers that exit when their broker vanishes are restarted, as compose's
+  ``restart`` policy does.
+- ``background_tasks``: the API killed under load loses jobs it had already accepted; the
+  generated README says so.
+
+Per run the ``measured`` section of the test summary shows accepted, ran, duplicates,
+503s, failed requests and the recovery times.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from helpers import (
+    Process,
+    compose_services,
+    free_port,
+    job_status,
+    run,
+    servers_env,
+    uv_sync,
+    wait_for,
+)
+from loadgen import Api, Executions, Load, Workers, add_counting_task
+from servers import RABBITMQ_SERVER, RabbitMQServer, RedisServer
+
+pytestmark = pytest.mark.e2e
+
+RABBITMQCTL = RABBITMQ_SERVER.with_name("rabbitmqctl")
+
+JOBS = 5000  # per durable tier, no fault (the issue's figure)
+CLIENTS = 32  # concurrent HTTP clients
+WORKERS = 2  # worker processes (compose `worker` service, scaled to 2)
+CONCURRENCY = 2  # WORKER_CONCURRENCY: Celery's prefork pool per worker
+TIMEOUT = 10  # JOB_TIMEOUT_SECONDS: the recovery bounds are stated for it
+RATE = 20  # jobs/s posted during the fault runs: a load the stack keeps up with
+RECOVERY_BOUND = 90  # s: every accepted job ran within this of a fault (DESIGN.md)
+AOF_WINDOW = 1.5  # s: appendfsync everysec: a Redis crash may lose the last second
+
+TIERS: dict[str, dict[str, Any]] = {
+    "rq": {"task_backend": "rq"},
+    "celery-redis": {"task_backend": "celery", "celery_broker": "redis"},
+    "celery-rabbitmq": {"task_backend": "celery", "celery_broker": "rabbitmq"},
+    "background_tasks": {"task_backend": "background_tasks", "loss_tolerable": True},
+}
+DURABLE = ["rq", "celery-redis", "celery-rabbitmq"]
+#: Jobs one worker process tree runs at once: what a fault can catch half done.
+IN_FLIGHT = {"rq": 1, "celery-redis": CONCURRENCY, "celery-rabbitmq": CONCURRENCY}
+
+
+@dataclass
+class Project:
+    tier: str
+    path: Path
+    package: str
+    services: dict[str, Any]
+    answers: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def projects(copie_session: Any) -> Callable[[str], Project]:
+    """Render (once per module and tier) a project with the counting task added."""
+    rendered: dict[str, Project] = {}
+
+    def get(tier: str) -> Project:
+        if tier not in rendered:
+            answers = {"project_name": "Acme Orders", "loss_tolerable": False, **TIERS[tier]}
+            result = copie_session.copy(extra_answers=answers)
+            assert result.exit_code == 0, result.exception
+            package = result.answers["package_name"]
+            add_counting_task(result.project_dir, package)
+            uv_sync(result.project_dir)
+            services = compose_services(result.project_dir)
+            rendered[tier] = Project(tier, result.project_dir, package, services, result.answers)
+        return rendered[tier]
+
+    return get
+
+
+class Stack:
+    """One project's API and workers on fresh servers, and the file its task counts in."""
+
+    def __init__(self, project: Project, request: pytest.FixtureRequest, logs: Path) -> None:
+        self.project, self.logs = project, logs
+        self.count_file = logs / "executions.txt"
+        durable = project.tier != "background_tasks"
+        self.redis: RedisServer | None = (
+            request.getfixturevalue("redis_server") if durable else None
+        )
+        self.rabbitmq: RabbitMQServer | None = (
+            request.getfixturevalue("rabbitmq_server")
+            if project.tier == "celery-rabbitmq"
+            else None
+        )
+        self.env = {
+            **servers_env(request, project.answers["task_backend"], project.answers),
+            "JOB_TIMEOUT_SECONDS": str(TIMEOUT),
+            "JOB_MAX_RETRIES": "3",
+            "WORKER_CONCURRENCY": str(CONCURRENCY),
+            "LOADCOUNT_FILE": str(self.count_file),
+        }
+        port = free_port()
+        api_env = {"UVICORN_HOST": "127.0.0.1", "UVICORN_PORT": str(port)}
+        self.api = Api(lambda name: self.process("api", name, **api_env), port)
+        self.workers: Workers | None = None
+        if durable:
+            marker = "Listening on" if project.tier == "rq" else "ready."
+            self.workers = Workers(
+                lambda name: self.process("worker", name), WORKERS, lambda p: marker in p.log()
+            )
+
+    def process(self, service: str, name: str, **env: str) -> Process:
+        command = self.project.services[service]["command"]
+        if service == "worker" and self.project.tier.startswith("celery"):
+            # Each compose container has a hostname of its own; two Celery workers on one
+            # host need distinct node names (RabbitMQ locks a node's pidbox queue).
+            command += f" --hostname {name}@%h"
+        return Process(command, self.project.path, self.env | env, self.logs / f"{name}.log")
+
+    def start(self) -> Stack:
+        if self.workers is not None:
+            self.workers.start()
+        self.api.start()
+        return self
+
+    def executions(self) -> Executions:
+        return Executions.read(self.count_file)
+
+    def wait_ran(self, tokens: dict[str, float], timeout: float, what: str) -> Executions:
+        """Wait until every token ran at least once; fail with the counts."""
+        deadline = time.monotonic() + timeout
+        while True:
+            runs = self.executions()
+            missing = [t for t in tokens if not runs.counts[t]]
+            if not missing:
+                return runs
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{what}: {len(missing)} of {len(tokens)} accepted jobs never ran within "
+                    f"{timeout} s (e.g. {sorted(missing)[:5]}); {sum(runs.counts.values())} "
+                    f"executions of {len(runs.counts)} tokens seen"
+                )
+            time.sleep(0.5)
+
+    def pending(self) -> dict[str, int]:
+        """What the broker still holds that could run later (a queued or unacked job)."""
+        assert self.redis is not None
+        if self.project.tier == "rq":
+            r = redis.Redis.from_url(self.redis.url)
+            return {
+                "queued": r.llen("rq:queue:default"),
+                # Taken off the queue by a worker that died before it started the job.
+                "dequeued": r.llen("rq:queue:default:intermediate"),
+                "started": r.zcard("rq:wip:default"),
+                "scheduled": r.zcard("rq:scheduled:default"),
+                "failed": r.zcard("rq:failed:default"),
+            }
+        if self.project.tier == "celery-redis":
+            r = redis.Redis.from_url(self.redis.url)
+            return {"queued": r.llen("celery"), "unacked": r.hlen("unacked")}
+        assert self.rabbitmq is not None
+        listed = run(
+            [str(RABBITMQCTL), "-q", "-n", self.rabbitmq.node, "list_queues", "name", "messages"],
+            cwd=self.logs,
+            env=self.rabbitmq.env(),
+            timeout=60,
+        )
+        queues = dict(line.split("\t") for line in listed.stdout.splitlines() if "\t" in line)
+        return {"queued or unacked": int(queues.get("celery", 0))}
+
+    def pending_work(self) -> dict[str, int]:
+        """Jobs that could still run (a failed job in RQ's registry will not)."""
+        return {name: n for name, n in self.pending().items() if n and name != "failed"}
+
+    def close(self) -> None:
+        if self.workers is not None:
+            self.workers.stop()
+        for process in self.api.processes:
+            process.stop()
+
+
+@pytest.fixture
+def stack(
+    request: pytest.FixtureRequest, projects: Callable[[str], Project], tmp_path: Path
+) -> Iterator[Stack]:
+    stack = Stack(projects(request.param), request, tmp_path)
+    try:
+        yield stack
+    finally:
+        stack.close()
+        for log in sorted(tmp_path.glob("*.log")):
+            print(f"--- {log.name}\n{log.read_text(errors='replace')[-2000:]}")
+
+
+# --- No fault: 5,000 jobs, each runs exactly once ----------------------------------------
+
+
+@pytest.mark.parametrize("stack", DURABLE, indirect=True)
+def test_every_accepted_job_runs_exactly_once(stack: Stack, record_property: Any) -> None:
+    stack.start()
+    load = Load(stack.api.base_url, prefix="n", concurrency=CLIENTS, total=JOBS).start()
+    load.join(timeout=300)
+    accepted = load.snapshot()
+    assert len(accepted) == JOBS and not load.refused and not load.failed, load.summary()
+
+    runs = stack.wait_ran(accepted, timeout=300, what=f"{stack.project.tier}, no fault")
+    last = runs.last_of(accepted)
+    assert last is not None
+    # Nothing left in the broker that could run again later, and nothing ran twice.
+    wait_for(lambda: not any(stack.pending().values()), 30, 1, what="an empty broker")
+    assert not any(stack.pending().values()), stack.pending()
+    runs = stack.executions()
+    assert runs.duplicates() == {}, f"jobs ran twice without a fault: {runs.duplicates()}"
+    assert set(runs.counts) == set(accepted)
+    # The status API agrees (a sample).
+    with httpx.Client(base_url=stack.api.base_url, timeout=10) as client:
+        for token in random.sample(sorted(accepted), 20):
+            status = job_status(client, load.job_ids[token])
+            assert status["status"] == "finished" and status["result"] == token, status
+    posted = load.ended_at - load.started_at
+    total = last - load.started_at
+    record_property(
+        "measured",
+        f"load {stack.project.tier}, no fault: {JOBS} jobs accepted by {CLIENTS} clients in "
+        f"{posted:.1f} s ({JOBS / posted:.0f}/s); all ran exactly once {total:.1f} s after the "
+        f"first post ({JOBS / total:.0f} jobs/s with {WORKERS} workers); 0 duplicates, 0 503s",
+    )
+
+
+# --- Faults during a paced load -----------------------------------------------------------
+
+
+@dataclass
+class Fault:
+    at: float  # when it began (unix time)
+    restored: float  # when the stack was whole again
+    note: str = ""
+
+
+def kill_worker(stack: Stack, load: Load) -> Fault:
+    """``kill -9`` of one worker's whole tree while it runs jobs; a new one starts at once
+    (compose's restart policy). Quick jobs may slip between two kills, so first every
+    worker process is given a 3 s job, and the kill waits until all of them started."""
+    assert stack.workers is not None
+    slow = WORKERS * IN_FLIGHT[stack.project.tier]
+    with httpx.Client(base_url=stack.api.base_url, timeout=10) as client:
+        jobs = [load.post(client, f"slow{n}", seconds=3) for n in range(slow)]
+        wait_for(
+            lambda: all(job_status(client, job)["status"] == "started" for job in jobs),
+            30,
+            what="every worker process to run a slow job",
+        )
+    at = stack.workers.kill(0)
+    return Fault(at, at, f"{IN_FLIGHT[stack.project.tier]} job(s) in flight on the killed worker")
+
+
+def restart_redis(stack: Stack, load: Load) -> Fault:
+    """Redis SIGKILLed, down for 2 s, started again on the same data (AOF on).
+
+    The AOF is fsynced every second (compose's configuration), so what Redis took in the
+    last second before a crash may be lost with it (the generated README says so): the
+    load pauses, the workers finish what was accepted, 1.5 s pass, and the load resumes at
+    the kill, posting into the outage."""
+    assert stack.redis is not None
+    # The test server runs as the generated compose file configures Redis.
+    compose_redis = stack.project.services["redis"]["command"]
+    assert "--appendonly yes" in compose_redis and "appendfsync" not in compose_redis
+    load.pause()
+    wait_for(lambda: load.in_flight == 0, 15, what="the requests under way")
+    # ...and until the workers are idle: RQ leaves a job that a worker was taking off the
+    # queue when Redis died in its intermediate queue, and retries it only after a fixed
+    # minute (seen: 65 to 77 s), too close to the 90 s bound on a loaded machine.
+    stack.wait_ran(load.snapshot(), RECOVERY_BOUND, "the jobs accepted before the pause")
+    time.sleep(AOF_WINDOW)
+    at = time.time()
+    stack.redis.kill()
+    load.resume()
+    time.sleep(2)
+    stack.redis.start()
+    return Fault(at, time.time(), f"load paused {AOF_WINDOW} s before the kill (AOF fsync)")
+
+
+def restart_rabbitmq(stack: Stack, load: Load) -> Fault:
+    """The RabbitMQ node SIGKILLed and started again on the same data."""
+    assert stack.rabbitmq is not None
+    at = time.time()
+    stack.rabbitmq.kill()
+    stack.rabbitmq.start()
+    return Fault(at, time.time())
+
+
+def restart_api(stack: Stack, load: Load) -> Fault:
+    """The API killed (``kill -9``) and started again on the same port."""
+    at = time.time()
+    stack.api.kill()
+    stack.api.start()
+    return Fault(at, time.time())
+
+
+FAULTS: dict[str, Callable[[Stack, Load], Fault]] = {
+    "worker-kill": kill_worker,
+    "redis-restart": restart_redis,
+    "rabbitmq-restart": restart_rabbitmq,
+    "api-restart": restart_api,
+}
+CASES = [
+    ("rq", "worker-kill"),
+    ("rq", "redis-restart"),
+    ("rq", "api-restart"),
+    ("celery-redis", "worker-kill"),
+    ("celery-redis", "redis-restart"),
+    ("celery-redis", "api-restart"),
+    ("celery-rabbitmq", "worker-kill"),
+    ("celery-rabbitmq", "rabbitmq-restart"),
+    ("celery-rabbitmq", "redis-restart"),
+    ("celery-rabbitmq", "api-restart"),
+]
+
+
+def duplicate_bound(tier: str, fault: str) -> int:
+    """How many executions beyond one a fault may cause: only jobs it caught in flight."""
+    if fault == "api-restart":
+        return 0  # the workers are untouched
+    if fault == "worker-kill":
+        return IN_FLIGHT[tier]  # one worker's jobs
+    return WORKERS * IN_FLIGHT[tier]  # every worker loses its connection
+
+
+@pytest.mark.parametrize(
+    ("stack", "fault"),
+    CASES,
+    indirect=["stack"],
+    ids=[f"{tier}-{fault}" for tier, fault in CASES],
+)
+def test_a_fault_under_load_loses_no_accepted_job(
+    stack: Stack, fault: str, record_property: Any
+) -> None:
+    tier = stack.project.tier
+    stack.start()
+    load = Load(stack.api.base_url, prefix="f", concurrency=CLIENTS, rate=RATE).start()
+    try:
+        wait_for(lambda: len(stack.executions().counts) >= RATE, 60, what="the load to run")
+        happened = FAULTS[fault](stack, load)
+        wait_for(
+            lambda: len(load.accepted_between(happened.restored, time.time() + 1)) >= RATE,
+            60,
+            what=f"jobs accepted again after the fault ({load.summary()})",
+        )
+    finally:
+        load.stop()
+    accepted = load.snapshot()
+    before = load.accepted_between(0, happened.at)
+    runs = stack.wait_ran(accepted, RECOVERY_BOUND + 30, f"{tier}, {fault}")
+    # Wait until the broker holds nothing that could still run (redeliveries included).
+    wait_for(lambda: not stack.pending_work(), RECOVERY_BOUND, 1, what="the broker to drain")
+    runs = stack.executions()
+
+    dups = {t: n for t, n in runs.duplicates().items()}
+    extra = sum(n - 1 for n in dups.values())
+    unconfirmed = sorted(set(runs.counts) - set(accepted))  # ran, but the client saw no 202
+    all_ran = runs.last_of(accepted)
+    assert all_ran is not None
+    resumed = runs.first_after(happened.restored, load.accepted_between(happened.restored, 2e9))
+
+    recovered = runs.last_of(before)
+    assert resumed is not None and recovered is not None
+    record_property(
+        "measured",
+        f"fault {tier}, {fault}: {len(accepted)} accepted, {len(set(runs.counts) & set(accepted))} "
+        f"ran, {extra} duplicate run(s) ({len(dups)} jobs), {len(load.refused)} 503s, "
+        f"{sum(load.failed.values())} failed requests {dict(load.failed) or ''}, "
+        f"{len(unconfirmed)} ran without a 202; "
+        + f"new jobs ran {resumed - happened.at:.1f} s after the fault, every job accepted "
+        f"before it had run after {max(0, recovered - happened.at):.1f} s, all after "
+        f"{all_ran - happened.at:.1f} s{'; ' + happened.note if happened.note else ''}"
+        + (f"; {len(stack.workers.restarts)} worker exit(s) restarted" if stack.workers else ""),
+    )
+    # The fault came during the load: jobs were accepted before it and after it.
+    after = load.accepted_between(happened.restored, 2e9)
+    assert before and after, f"no load around the fault: {load.summary()}"
+    assert extra <= duplicate_bound(tier, fault), f"{extra} duplicate runs: {dups}"
+    # Only jobs in flight at the fault ran twice: jobs accepted before it was over.
+    assert all(accepted.get(t, 0) <= happened.restored for t in dups), dups
+    assert all_ran - happened.at < RECOVERY_BOUND, "recovery bound exceeded"
+    if fault == "worker-kill":
+        # A worker's death is invisible to clients.
+        assert not load.refused and not load.failed, load.summary()
+
+
+# --- background_tasks: what the tier cannot survive --------------------------------------
+
+BG_RATE = 20  # jobs/s
+BG_SECONDS = 0.5  # each job's run time: about BG_RATE * BG_SECONDS jobs are in flight
+
+
+@pytest.mark.parametrize("stack", ["background_tasks"], indirect=True)
+def test_background_tasks_lose_accepted_jobs_when_the_api_dies(
+    stack: Stack, record_property: Any
+) -> None:
+    """The in-process tier under load, API killed and restarted: jobs answered 202 and
+    not yet finished are gone. The generated README says so; this counts them."""
+    readme = (stack.project.path / "README.md").read_text()
+    assert "**On restart or crash, every queued and running job is lost**, although its" in readme
+    assert "A crash (`kill -9`, out of memory) loses every job" in readme
+
+    stack.start()
+    load = Load(
+        stack.api.base_url, prefix="b", concurrency=CLIENTS, rate=BG_RATE, seconds=BG_SECONDS
+    ).start()
+    try:
+        wait_for(lambda: len(stack.executions().counts) >= 2 * BG_RATE, 60, what="the load")
+        happened = restart_api(stack, load)
+        wait_for(
+            lambda: len(load.accepted_between(happened.restored, time.time() + 1)) >= 2 * BG_RATE,
+            60,
+            what=f"jobs accepted again after the restart ({load.summary()})",
+        )
+    finally:
+        load.stop()
+    accepted = load.snapshot()
+    before = load.accepted_between(0, happened.at)
+    after = load.accepted_between(happened.restored, 2e9)
+    stack.wait_ran(after, 30, "background_tasks, jobs accepted after the restart")
+    runs = stack.executions()
+    lost = {t: at for t, at in before.items() if not runs.counts[t]}
+    oldest = max((happened.at - at for at in lost.values()), default=0)
+    record_property(
+        "measured",
+        f"fault background_tasks, api kill -9 + restart: {len(accepted)} accepted, "
+        f"{len(set(runs.counts) & set(accepted))} ran, {len(lost)} accepted with 202 and lost "
+        f"(accepted up to {oldest:.1f} s before the kill; jobs take {BG_SECONDS} s), "
+        f"{sum(load.failed.values())} failed requests; the API answered again "
+        f"{happened.restored - happened.at:.1f} s after the kill",
+    )
+    assert lost, "the kill was expected to lose the jobs in flight on this tier"
+    # Only what was in flight is lost: everything older ran, nothing ran twice.
+    assert oldest < BG_SECONDS + 5, f"jobs accepted {oldest:.1f} s before the kill were lost"
+    assert runs.duplicates() == {}, runs.duplicates()
