@@ -335,7 +335,9 @@ def table(all_rows: list[dict[str, Any]]) -> str:
             "" if met is None else ("yes" if met else "NO"),
         ))  # fmt: skip
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
-    rendered = [" | ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines]
+    rendered = [
+        " | ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines
+    ]
     rendered.insert(1, "-+-".join("-" * w for w in widths))
     return "\n".join(rendered)
 

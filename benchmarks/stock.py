@@ -21,12 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
-STOCK_TASKS = '''
+STOCK_TASKS = """
 import time
 {extra}
 def noop():
     return time.time()
-'''
+"""
 
 CELERY_APP = """
 import os
@@ -75,7 +75,10 @@ def stock_rq(url: str, jobs: int, workdir: Path) -> dict[str, float]:
     for job in enqueued:
         job.refresh()
         finishes.append(float(job.return_value()))
-    return {"throughput_per_second": drained_rate(finishes), "startup_seconds": min(finishes) - launched}
+    return {
+        "throughput_per_second": drained_rate(finishes),
+        "startup_seconds": min(finishes) - launched,
+    }
 
 
 def stock_celery(url: str, jobs: int, workdir: Path) -> dict[str, float]:
@@ -89,7 +92,8 @@ def stock_celery(url: str, jobs: int, workdir: Path) -> dict[str, float]:
     results = [stock_celery.noop.delay() for _ in range(jobs)]
     launched = time.time()
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "--app", "stock_celery", "worker", "--loglevel", "WARNING"],
+        [sys.executable, "-m", "celery", "--app", "stock_celery", "worker",
+         "--loglevel", "WARNING"],
         cwd=workdir, env={**os.environ, "PYTHONPATH": str(workdir)},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
@@ -97,7 +101,10 @@ def stock_celery(url: str, jobs: int, workdir: Path) -> dict[str, float]:
         finishes = [float(result.get(timeout=60 + jobs / 5)) for result in results]
     finally:
         stop(worker)
-    return {"throughput_per_second": drained_rate(finishes), "startup_seconds": min(finishes) - launched}
+    return {
+        "throughput_per_second": drained_rate(finishes),
+        "startup_seconds": min(finishes) - launched,
+    }
 
 
 def stock_background_tasks(jobs: int) -> dict[str, float]:
