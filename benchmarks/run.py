@@ -13,7 +13,9 @@ virtualenv, starts a throwaway Redis on a free loopback port, and measures, repe
   (16 connections, ``--seconds`` each);
 * worker throughput: no-op jobs/s of the project's worker (its ``bench`` command) against
   the same library with its default settings and worker command (``stock.py``), and
-  against ``redis-benchmark`` LPUSH (unpipelined, 50 clients) on the same Redis;
+  against ``redis-benchmark`` LPUSH (unpipelined, 50 clients) on the same Redis; and
+  against the stock library with only the reliability settings the template keeps added
+  (acks late, prefetch 1, JSON), to tell what they cost from the template's own overhead;
 * enqueue-to-finished latency p50/p99 at half the measured throughput;
 * worker start-up: seconds from launch until the first job ran (project and stock);
 * ``copier copy`` wall time against copier's own start-up (``copier --version``).
@@ -250,7 +252,9 @@ def bench_tier(tier: str, options: argparse.Namespace, workdir: Path) -> dict[st
         figures["http"] = runs
         redis.flush()  # the jobs wrk enqueued: no worker ran them
 
-        benches, stocks = [], []
+        benches: list[Any] = []
+        stocks: list[Any] = []
+        reliable: list[Any] = []
         for attempt in range(options.repeats):
             log(f"{tier}: bench and stock worker round {attempt + 1}/{options.repeats}")
             benches.append(python_json(
@@ -264,7 +268,14 @@ def bench_tier(tier: str, options: argparse.Namespace, workdir: Path) -> dict[st
                 env, timeout=600,
             ))  # fmt: skip
             redis.flush()
-        figures["bench"], figures["stock"] = benches, stocks
+            if tier != "background_tasks":
+                reliable.append(python_json(
+                    project, [str(REPO / "benchmarks/stock.py"), tier, redis.url(2),
+                              str(options.jobs), "reliable"],
+                    env, timeout=600,
+                ))  # fmt: skip
+                redis.flush()
+        figures["bench"], figures["stock"], figures["stock_reliable"] = benches, stocks, reliable
         figures["lpush_per_second"] = [lpush_rate(redis) for _ in range(options.repeats)]
     finally:
         redis.stop()
@@ -304,6 +315,9 @@ def rows(figures: dict[str, Any], copier_start: list[float]) -> list[dict[str, A
     bench, stock = figures["bench"], figures["stock"]
     throughput = [b["throughput_per_second"] for b in bench]
     add("worker / stock jobs/s", throughput, [s["throughput_per_second"] for s in stock], "jobs/s")
+    if figures.get("stock_reliable"):
+        add("worker / stock+reliability jobs/s", throughput,
+            [s["throughput_per_second"] for s in figures["stock_reliable"]], "jobs/s")  # fmt: skip
     add("worker / redis LPUSH", throughput, figures["lpush_per_second"], "jobs/s")
     add("enqueue x16 (bench) / s", [b["enqueue_16"]["per_second"] for b in bench], None, "/s")
     add("enqueue x1 p50 ms", [b["enqueue_1"]["p50_ms"] for b in bench], None, "ms")

@@ -2,11 +2,13 @@
 
 Run inside a generated project's virtualenv (it has the library installed):
 
-    python benchmarks/stock.py rq|celery|background_tasks REDIS_URL JOBS
+    python benchmarks/stock.py rq|celery|background_tasks REDIS_URL JOBS [reliable]
 
 Prints one JSON object: ``throughput_per_second`` (no-op jobs drained from a full queue by
 one stock worker) and ``startup_seconds`` (launch until the first job ran). Finish times
-come from each job's own result, as in the generated ``bench`` command.
+come from each job's own result, as in the generated ``bench`` command. With ``reliable``,
+only the reliability settings the template keeps are added (Celery: acks late, reject on
+worker lost, prefetch 1, JSON; RQ: the JSON serializer), to tell their cost from the rest.
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ CELERY_APP = """
 import os
 from celery import Celery
 app = Celery("stock", broker=os.environ["STOCK_REDIS_URL"], backend=os.environ["STOCK_REDIS_URL"])
+if os.environ.get("STOCK_RELIABLE"):
+    # Only the reliability settings the template must keep, on top of the defaults.
+    app.conf.update(task_acks_late=True, task_reject_on_worker_lost=True,
+                    worker_prefetch_multiplier=1, task_serializer="json",
+                    result_serializer="json", accept_content=["json"])
 """
 
 
@@ -53,17 +60,21 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 def stock_rq(url: str, jobs: int, workdir: Path) -> dict[str, float]:
     import redis
     from rq import Queue
+    from rq.serializers import JSONSerializer
 
     (workdir / "stock_tasks.py").write_text(STOCK_TASKS.format(extra=""))
     sys.path.insert(0, str(workdir))
     import stock_tasks  # type: ignore[import-not-found]
 
     connection = redis.Redis.from_url(url)
-    queue = Queue("stock", connection=connection)  # RQ's defaults: pickle, no retry
+    # RQ's defaults: pickle, no retry (or, reliable, the JSON serializer).
+    reliable = bool(os.environ.get("STOCK_RELIABLE"))
+    queue = Queue("stock", connection=connection, serializer=JSONSerializer if reliable else None)
     enqueued = [queue.enqueue(stock_tasks.noop) for _ in range(jobs)]
     launched = time.time()
     worker = subprocess.Popen(
-        [str(Path(sys.executable).parent / "rq"), "worker", "--burst", "--url", url, "stock"],
+        [str(Path(sys.executable).parent / "rq"), "worker", "--burst", "--url", url, "stock",
+         *(["--serializer", "json"] if reliable else [])],
         cwd=workdir, env={**os.environ, "PYTHONPATH": str(workdir)},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
@@ -128,6 +139,8 @@ def stock_background_tasks(jobs: int) -> dict[str, float]:
 
 def main() -> None:
     tier, url, jobs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    if sys.argv[4:] == ["reliable"]:
+        os.environ["STOCK_RELIABLE"] = "1"
     with tempfile.TemporaryDirectory() as tmp:
         if tier == "rq":
             figures = stock_rq(url, jobs, Path(tmp))
