@@ -215,7 +215,7 @@ def python_json(project: Path, args: list[str], env: dict[str, str], timeout: fl
 
 
 def bench_tier(tier: str, options: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    figures: dict[str, Any] = {"tier": tier}
+    figures: dict[str, Any] = {"tier": tier, "load_average_before": os.getloadavg()}
     project = workdir / tier
     copies = [render(tier, project)]
     for i in range(1, options.repeats):
@@ -279,6 +279,7 @@ def bench_tier(tier: str, options: argparse.Namespace, workdir: Path) -> dict[st
         figures["lpush_per_second"] = [lpush_rate(redis) for _ in range(options.repeats)]
     finally:
         redis.stop()
+    figures["load_average_after"] = os.getloadavg()
     return figures
 
 
@@ -404,6 +405,10 @@ def main() -> None:
     options.json.parent.mkdir(parents=True, exist_ok=True)
     options.json.write_text(json.dumps(report, indent=2) + "\n")
     print(table(all_rows))
+    for figures in results:
+        print(f"{figures['tier']}: load average (1, 5, 15 min) before "
+              f"{', '.join(f'{v:.1f}' for v in figures['load_average_before'])}, after "
+              f"{', '.join(f'{v:.1f}' for v in figures['load_average_after'])}")  # fmt: skip
     print(f"\n{report['machine']['cpus']} CPUs ({report['machine']['cpu']}), "
           f"load {report['machine']['load_average']}; JSON: {options.json}")  # fmt: skip
 
