@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextvars
 import json
 import math
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -161,6 +162,13 @@ def task(
         return declared
 
     return declare(func) if func is not None else declare
+
+
+@task(name="bench.noop")
+def bench_noop() -> float:
+    """Does nothing and returns when it ran (Unix time): ``python -m <package>.bench``
+    measures the queue itself with it. Declared here, so every worker knows it."""
+    return time.time()
 
 
 # --- Periodic jobs -------------------------------------------------------------
