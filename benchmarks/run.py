@@ -1,7 +1,9 @@
 """The template's benchmark: every figure side by side with its reference, per tier.
 
-    uv run python benchmarks/run.py            # the full run (about 5 minutes on 2 cores)
-    uv run python benchmarks/run.py --quick    # a smoke run (rq only, short, 1 repeat)
+    bash scripts/bench.sh            # the full run (about 5 minutes on 2 cores)
+    bash scripts/bench.sh --quick    # a smoke run (rq only, short, 1 repeat)
+
+(scripts/bench.sh installs uv, wrk and redis-server when missing, then runs this file.)
 
 For each tier it renders a project from this checkout (timing ``copier copy``), builds its
 virtualenv, starts a throwaway Redis on a free loopback port, and measures, repeated

@@ -7,37 +7,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-log() { printf '\n== %s\n' "$*"; }
+# shellcheck source=scripts/setup.sh
+source scripts/setup.sh
 
-# --- uv -------------------------------------------------------------------------
-if ! command -v uv >/dev/null 2>&1; then
-    log "installing uv from PyPI"
-    python3 -m pip install --quiet --user "uv>=0.5" \
-        || python3 -m pip install --quiet --user --break-system-packages "uv>=0.5"
-    export PATH="$HOME/.local/bin:$PATH"
-fi
-log "uv $(uv --version)"
-
-# --- the template's environment -------------------------------------------------
-log "syncing the template's environment"
-uv sync --locked --quiet
+ensure_uv
 
 # --- brokers --------------------------------------------------------------------
 # The end-to-end tests run real Redis and RabbitMQ servers as child processes on free
 # loopback ports (tests/servers.py starts and stops them). Only the binaries are
 # needed here: install them from Debian's packages when missing. Installing may start
 # the packaged services; the tests never use those.
-missing=()
-command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
-[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server)
-if [ "${#missing[@]}" -gt 0 ]; then
-    log "installing ${missing[*]} from Debian's packages"
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    export DEBIAN_FRONTEND=noninteractive
-    $sudo apt-get install -y -q "${missing[@]}" >/dev/null \
-        || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q "${missing[@]}" >/dev/null; }
-fi
+ensure_debian_packages redis-server:redis-server rabbitmq-server:/usr/lib/rabbitmq/bin/rabbitmq-server
 log "$(redis-server --version | cut -d' ' -f1-3); rabbitmq-server $(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null || echo '?')"
 
 # --- tests ----------------------------------------------------------------------
