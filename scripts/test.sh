@@ -16,8 +16,10 @@ ensure_uv
 # The end-to-end tests run real Redis and RabbitMQ servers as child processes on free
 # loopback ports (tests/servers.py starts and stops them). Only the binaries are
 # needed here: install them from Debian's packages when missing. Installing may start
-# the packaged services; the tests never use those.
-ensure_debian_packages redis-server:redis-server rabbitmq-server:/usr/lib/rabbitmq/bin/rabbitmq-server
+# the packaged services; the tests never use those. wrk and redis-benchmark are for the
+# benchmark's smoke test (tests/test_bench.py).
+ensure_debian_packages redis-server:redis-server rabbitmq-server:/usr/lib/rabbitmq/bin/rabbitmq-server \
+    wrk:wrk redis-tools:redis-benchmark
 log "$(redis-server --version | cut -d' ' -f1-3); rabbitmq-server $(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null || echo '?')"
 
 # --- tests ----------------------------------------------------------------------

@@ -5,9 +5,7 @@ from a route through the ``JobQueueDep`` dependency; read its status with
 ``await queue.status(job_id)``. The tier-specific half lives in ``backend.py``.
 """
 
-from typing import Annotated
-
-from fastapi import Depends
+from typing import TYPE_CHECKING, Annotated, Any
 
 from .backend import history, job_queue, lifespan
 from .job_model import (
@@ -30,8 +28,26 @@ from .job_model import (
     task,
 )
 
-#: Route parameter type: ``queue: JobQueueDep``.
-JobQueueDep = Annotated[JobQueue, Depends(job_queue)]
+if TYPE_CHECKING:
+    from fastapi import Depends
+
+    #: Route parameter type: ``queue: JobQueueDep``.
+    JobQueueDep = Annotated[JobQueue, Depends(job_queue)]
+
+
+def __getattr__(name: str) -> Any:
+    """``JobQueueDep``, built when a route first imports it.
+
+    Workers import this module through the tasks; building the dependency here, not at
+    import, keeps FastAPI out of them (it is most of a worker's start-up time).
+    """
+    if name == "JobQueueDep":
+        from fastapi import Depends
+
+        dependency = Annotated[JobQueue, Depends(job_queue)]
+        globals()[name] = dependency
+        return dependency
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "PERIODIC",
