@@ -49,6 +49,7 @@ def __getattr__(name: str) -> Any:
         return dependency
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 __all__ = [
     "PERIODIC",
     "TASKS",
