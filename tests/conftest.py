@@ -50,6 +50,23 @@ def rabbitmq_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rabbit
         server.stop()
 
 
+#: Markers of the slow tests, slowest first (tests/test_load.py goes before them all).
+SLOW_FIRST = ("e2e", "update", "render")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the slowest tests first. With ``-n auto`` the quick ones then fill the gaps
+    at the end, instead of a minute-long load test running alone on one worker."""
+
+    def rank(item: pytest.Item) -> int:
+        if item.path.name == "test_load.py":
+            return 0
+        marks = [i + 1 for i, name in enumerate(SLOW_FIRST) if item.get_closest_marker(name)]
+        return min(marks, default=len(SLOW_FIRST) + 1)
+
+    items.sort(key=rank)  # stable: the order within each rank is kept
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Figures the end-to-end tests measure (``record_property("measured", ...)``)."""
     lines = [
