@@ -25,7 +25,7 @@ log "$(redis-server --version | cut -d' ' -f1-3); rabbitmq-server $(dpkg-query -
 # --- tests ----------------------------------------------------------------------
 log "running the test suite"
 status=0
-uv run pytest -n auto "$@" || status=$?
+uv run pytest -n auto --dist worksteal "$@" || status=$?
 if [ "$status" -eq 5 ]; then
     echo "pytest collected no tests: that is a failure, not a pass" >&2
     exit 1
