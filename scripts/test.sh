@@ -24,8 +24,12 @@ log "$(redis-server --version | cut -d' ' -f1-3); rabbitmq-server $(dpkg-query -
 
 # --- tests ----------------------------------------------------------------------
 log "running the test suite"
+# Two test processes per core: the end-to-end tests spend most of their time waiting (for
+# a worker's recovery, a scheduler's next slot, a server's start), so with one per core
+# the cores sit about half idle.
+workers=$(( $(nproc) * 2 ))
 status=0
-uv run pytest -n auto --dist worksteal "$@" || status=$?
+uv run pytest -n "$workers" --dist worksteal "$@" || status=$?
 if [ "$status" -eq 5 ]; then
     echo "pytest collected no tests: that is a failure, not a pass" >&2
     exit 1
