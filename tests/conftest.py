@@ -55,7 +55,7 @@ SLOW_FIRST = ("e2e", "update", "render")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the slowest tests first. With ``-n auto --dist worksteal`` (scripts/test.sh)
+    """Run the slowest tests first. With ``--dist worksteal`` (scripts/test.sh)
     an idle worker takes tests queued for a busy one, so the quick tests fill the gaps at
     the end instead of a minute-long load test running alone on one worker. (With
     xdist's default ``load`` mode this order is worse: each worker is handed a long
