@@ -16,12 +16,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from run import stop  # benchmarks/run.py, beside this script: one way to stop a process group
 
 STOCK_TASKS = """
 import time
@@ -45,16 +46,6 @@ if os.environ.get("STOCK_RELIABLE"):
 def drained_rate(finishes: list[float]) -> float:
     finishes = sorted(finishes)
     return (len(finishes) - 1) / (finishes[-1] - finishes[0])
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
 
 
 def stock_rq(url: str, jobs: int, workdir: Path) -> dict[str, float]:
