@@ -59,6 +59,19 @@ PHASES = [Phase.explicit, Phase.reuse, Phase.generate]
 DERANDOMIZE = bool(os.environ.get("CI"))
 
 
+def bounded(max_examples: int, derandomize: bool = DERANDOMIZE) -> settings:
+    """The settings of every test here: ``max_examples`` examples, no shrinking, no
+    deadline or example database (each example renders a project)."""
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        phases=PHASES,
+        derandomize=derandomize,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+
+
 def unwritable(text: str) -> bool:
     """Characters YAML cannot hold: control characters other than tab and line breaks."""
     return any(
@@ -128,14 +141,7 @@ def readme_headings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[
     return found
 
 
-@settings(
-    max_examples=20,
-    deadline=None,
-    database=None,
-    phases=PHASES,
-    derandomize=DERANDOMIZE,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@bounded(20)
 @given(name=TEXT, description=TEXT, tier=st.sampled_from(TIERS))
 def test_hostile_text_survives_every_output(
     tmp_path_factory: pytest.TempPathFactory,
@@ -193,14 +199,7 @@ NAME_TEXT = (
 )
 
 
-@settings(
-    max_examples=40,
-    deadline=None,
-    database=None,
-    phases=PHASES,
-    derandomize=DERANDOMIZE,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@bounded(40)
 @given(slug=NAME_TEXT, package=NAME_TEXT)
 def test_names_are_refused_by_name_or_work(
     tmp_path_factory: pytest.TempPathFactory, slug: str, package: str
@@ -237,14 +236,7 @@ def allowed(spec: dict[str, Any]) -> set[str]:
     return {str(v["value"] if isinstance(v, dict) else v) for v in values}
 
 
-@settings(
-    max_examples=25,
-    deadline=None,
-    database=None,
-    phases=PHASES,
-    derandomize=DERANDOMIZE,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@bounded(25)
 @given(question=st.sampled_from(sorted(CHOICES)), value=TEXT | st.integers() | st.floats())
 def test_a_value_outside_the_choices_is_refused_by_name(
     tmp_path_factory: pytest.TempPathFactory, question: str, value: Any
@@ -289,14 +281,7 @@ def accepted_answer_sets() -> st.SearchStrategy[dict[str, Any]]:
 
 
 @pytest.mark.render
-@settings(
-    max_examples=2,
-    deadline=None,
-    database=None,
-    phases=PHASES,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@bounded(2, derandomize=True)
 @given(answers=accepted_answer_sets())
 def test_accepted_answers_render_a_project_that_passes_its_tests(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest, answers: Any
