@@ -166,6 +166,25 @@ class Process:
         return self.popen.returncode
 
 
+def wait_answering(process: Process, base_url: str, timeout: float = 60) -> None:
+    """Wait until the API ``process`` answers ``GET /health``; fail, with its log, if it
+    exits first or does not answer within ``timeout`` seconds."""
+
+    def answers() -> bool:
+        assert process.popen.poll() is None, (
+            f"`{process.command}` exited early ({process.popen.returncode}):\n{process.log()}"
+        )
+        try:
+            return httpx.get(f"{base_url}/health", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_for(answers, timeout, what=f"`{process.command}` to answer /health")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{process.log()}") from None
+
+
 @contextlib.contextmanager
 def serving(
     project: Path, command: str, port: int, env: Mapping[str, str], log: Path
@@ -174,18 +193,7 @@ def serving(
     process = Process(command, project, env, log)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.popen.poll() is None, (
-                f"`{command}` exited early ({process.popen.returncode}):\n{process.log()}"
-            )
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"`{command}` did not answer:\n{process.log()}"
-            time.sleep(0.2)
+        wait_answering(process, base)
         with httpx.Client(base_url=base, timeout=10) as client:
             yield client, process
     finally:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import httpx
 
-from helpers import Process, kill_tree, wait_for
+from helpers import Process, kill_tree, wait_answering, wait_for
 
 TASK_MODULE = '''\
 """A team's task for the template's load tests: counts its own executions."""
@@ -199,10 +199,14 @@ class Load:
         response = client.post(f"/loadcount/{token}", params={"seconds": seconds})
         assert response.status_code == 202, response.text
         job_id: str = response.json()["job_id"]
+        self._accept(token, job_id)
+        return job_id
+
+    def _accept(self, token: str, job_id: str) -> None:
+        """Record a 202 (from the clients' thread or the test's)."""
         with self._lock:
             self.accepted[token] = time.time()
             self.job_ids[token] = job_id
-        return job_id
 
     def accepted_between(self, start: float, end: float) -> dict[str, float]:
         with self._lock:
@@ -256,9 +260,7 @@ class Load:
                 continue
             self.in_flight -= 1
             if response.status_code == 202:
-                with self._lock:
-                    self.accepted[token] = time.time()
-                    self.job_ids[token] = response.json()["job_id"]
+                self._accept(token, response.json()["job_id"])
             elif response.status_code == 503:
                 self.refused.append(time.time())
                 await asyncio.sleep(0.2)
@@ -285,15 +287,7 @@ class Api:
     def start(self) -> Api:
         process = self._start(f"api-{len(self.processes)}")
         self.processes.append(process)
-
-        def answers() -> bool:
-            assert process.popen.poll() is None, f"the API exited:\n{process.log()[-3000:]}"
-            try:
-                return httpx.get(f"{self.base_url}/health", timeout=1).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_for(answers, 60, interval=0.1, what="the API to answer /health")
+        wait_answering(process, self.base_url)
         return self
 
     def kill(self) -> None:
