@@ -59,7 +59,7 @@ WORKERS = 2  # worker processes (compose `worker` service, scaled to 2)
 CONCURRENCY = 2  # WORKER_CONCURRENCY: Celery's prefork pool per worker
 TIMEOUT = 10  # JOB_TIMEOUT_SECONDS: the recovery bounds are stated for it
 RATE = 20  # jobs/s posted during the fault runs: a load the stack keeps up with
-RECOVERY_BOUND = 90  # s: every accepted job ran within this of a fault (DESIGN.md)
+RECOVERY_BOUND = 90  # s: every accepted job ran within this of a fault (docs/architecture.md)
 AOF_WINDOW = 1.5  # s: appendfsync everysec: a Redis crash may lose the last second
 
 TIERS: dict[str, dict[str, Any]] = {
