@@ -152,7 +152,7 @@ def test_heartbeats_run_once_per_two_second_slot(api: tuple[httpx.Client, Proces
         assert 0 <= (ran_at - datetime.fromisoformat(item["tick"])).total_seconds() < 2
 
 
-def _stop_during_ajob_status(
+def _stop_during_a_job(
     project: Path, command: str, log: Path, seconds: float, env: dict[str, str]
 ) -> tuple[str, str, float]:
     """Serve, start a report job of ``seconds``, SIGTERM the server while the job runs.
@@ -170,12 +170,12 @@ def _stop_during_ajob_status(
         return job_id, process.log(), time.monotonic() - started
 
 
-def test_graceful_stop_waits_for_a_runningjob_status(
+def test_graceful_stop_waits_for_a_running_job(
     interval_project: tuple[Path, str, str], tmp_path: Path
 ) -> None:
     """SIGTERM while a job runs: uvicorn lets the job finish before the process exits."""
     project, command, _ = interval_project
-    job_id, log, took = _stop_during_ajob_status(project, command, tmp_path / "api.log", 2, {})
+    job_id, log, took = _stop_during_a_job(project, command, tmp_path / "api.log", 2, {})
     assert took >= 1.0  # it waited for the job
     assert "Application shutdown complete" in log, log
     assert re.search(rf"job {job_id} \(\S+build_report\) finished", log), log
@@ -210,7 +210,7 @@ def test_a_job_outliving_the_graceful_timeout_is_reported_lost(
     shutdown timeout ends is lost, and its id is logged."""
     project, command, _ = interval_project
     env = {"UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN": "1"}
-    job_id, log, took = _stop_during_ajob_status(project, command, tmp_path / "api.log", 20, env)
+    job_id, log, took = _stop_during_a_job(project, command, tmp_path / "api.log", 20, env)
     assert took < 10  # it did not wait for the 20 s job
     assert re.search(rf"stopping with 1 unfinished in-process job\(s\), now lost: {job_id}", log), (
         log

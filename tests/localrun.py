@@ -1,0 +1,146 @@
+"""Follow a generated README's "Without Docker" steps, exactly as written, and prove they work.
+
+The steps are the first ``bash`` block under the README's ``### Without Docker`` heading.
+They start servers on the usual ports (Redis on 6379, RabbitMQ's packaged service on 5672,
+the API on 8000) and end with ``uv run honcho start``. To run them verbatim beside parallel
+tests, each run gets namespaces of its own (``unshare``, as root): a network namespace (its
+own loopback, so the usual ports are free and nothing is reachable from outside), a PID
+namespace (every process it started ends with it, daemons included) and a mount namespace
+in which RabbitMQ's data, log and run directories are fresh temporary ones (the packaged
+service's own files are never touched).
+
+Inside, a poller (:data:`POLLER`) runs the steps, waits until ``GET /health/ready`` answers
+200, enqueues the example welcome email and waits until the job is ``finished``, then
+stops everything. ``scripts/test.sh`` installs what the steps use (redis-server,
+rabbitmq-server, sudo); the network namespace has no route to the package index, so the
+project's environment is synced before (its ``uv sync`` step then has nothing to do).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from servers import require
+
+#: What the steps need, from Debian's packages (scripts/test.sh installs them).
+TOOLS = ("unshare", "ip", "sudo", "redis-server", "redis-cli")
+RABBITMQ_DIRS = ("/var/lib/rabbitmq", "/var/log/rabbitmq", "/run")
+
+
+def without_docker_steps(readme: str) -> str:
+    """The first ``bash`` block under ``### Without Docker``."""
+    section = readme.split("### Without Docker", 1)[1]
+    match = re.search(r"```bash\n(.*?)\n```", section, re.DOTALL)
+    assert match, "no bash block under '### Without Docker'"
+    return match.group(1) + "\n"
+
+
+POLLER = r"""
+import json, os, signal, subprocess, sys, time, urllib.error, urllib.request
+
+steps_log = open("local-run.log", "w")
+steps = subprocess.Popen(["bash", "-euo", "pipefail", sys.argv[1]], stdout=steps_log,
+                         stderr=subprocess.STDOUT, start_new_session=True)
+
+def call(method, path, body=None):
+    request = urllib.request.Request("http://127.0.0.1:8000" + path, method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(errors="replace")
+    except OSError:
+        return None, None
+
+def wait(what, check, seconds):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if steps.poll() is not None:
+            sys.exit(f"the steps ended ({steps.returncode}) before {what}")
+        found = check()
+        if found:
+            return found
+        time.sleep(0.5)
+    sys.exit(f"timed out after {seconds} s waiting for {what}")
+
+result = {}
+try:
+    result["ready"] = wait("GET /health/ready answered 200",
+                           lambda: (r := call("GET", "/health/ready"))[0] == 200 and r[1], 300)
+    status, body = call("POST", "/examples/welcome-email", {"email": "ada@example.com"})
+    assert status == 202, (status, body)
+    job = body["job_id"]
+    result["job"] = wait("the welcome email job to finish",
+        lambda: (r := call("GET", "/jobs/" + job))[0] == 200
+        and r[1]["status"] in ("finished", "failed") and r[1], 120)
+finally:
+    if steps.poll() is None:
+        os.killpg(steps.pid, signal.SIGTERM)
+        try:
+            steps.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(steps.pid, signal.SIGKILL)
+    print(json.dumps(result))
+"""
+
+DRIVER = """\
+set -euo pipefail
+ip link set lo up
+for pair in {mounts}; do mount --bind "${{pair%%=*}}" "${{pair#*=}}"; done
+cd {project}
+exec python3 {poller} {steps}
+"""
+
+
+def run_without_docker(project: Path, workdir: Path) -> dict[str, Any]:
+    """Run the README's steps in ``project``; returns the ready body and the job's status."""
+    if os.geteuid() != 0 or any(shutil.which(tool) is None for tool in TOOLS):
+        message = f"the local-run test needs root and {', '.join(TOOLS)} (scripts/test.sh)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    steps = without_docker_steps((project / "README.md").read_text())
+    assert steps.rstrip().splitlines()[-1].startswith("uv run honcho start"), steps
+    mounts = []
+    if "rabbitmq" in steps:
+        require(Path("/usr/sbin/rabbitmq-server"))
+        for target in RABBITMQ_DIRS:
+            source = workdir / "mounts" / target.strip("/").replace("/", "-")
+            source.mkdir(parents=True)
+            if "rabbitmq" in target:
+                shutil.chown(source, "rabbitmq", "rabbitmq")
+            mounts.append(f"{source}={target}")
+    (workdir / "steps.sh").write_text(steps)
+    (workdir / "poller.py").write_text(POLLER)
+    driver = DRIVER.format(
+        mounts=" ".join(mounts),
+        project=project,
+        poller=workdir / "poller.py",
+        steps=workdir / "steps.sh",
+    )
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    done = subprocess.run(
+        ["unshare", "--mount", "--net", "--pid", "--fork", "--mount-proc", "bash", "-c", driver],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    log = (project / "local-run.log").read_text() if (project / "local-run.log").exists() else ""
+    assert done.returncode == 0, (
+        f"the README's steps failed ({done.returncode})\n--- steps\n{steps}\n--- stderr\n"
+        f"{done.stderr[-4000:]}\n--- their output\n{log[-8000:]}"
+    )
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    result["log"] = log
+    return result
