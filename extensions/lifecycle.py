@@ -92,28 +92,32 @@ def env_additions(
 
 
 def env_todo(dst: str | os.PathLike[str], answers: Mapping[str, Any]) -> str:
-    """What to tell the user after an update about their ``.env`` (one paragraph)."""
+    """What to tell the user after an update about their ``.env``."""
     path = Path(dst) / ".env"
     tier = str(answers.get("task_backend", ""))
     if not path.is_file():
         return "There is no .env: copy .env.example to .env and fill in its empty secrets."
-    lines = env_additions(
-        read_env(path.read_text(errors="replace")),
-        tier,
-        answers.get("celery_broker"),
-        bool(answers.get("monitoring")),
-    )
-    if not lines:
-        return f"Your .env (left as it was) has what {tier} needs."
-    changed = [line for line in lines if line.startswith("CELERY_BROKER_URL=")]
-    verb = "add (or change)" if changed else "add"
-    return "\n".join(
-        [
+    env = read_env(path.read_text(errors="replace"))
+    lines = env_additions(env, tier, answers.get("celery_broker"), bool(answers.get("monitoring")))
+    if lines:
+        changed = [line for line in lines if line.startswith("CELERY_BROKER_URL=")]
+        verb = "add (or change)" if changed else "add"
+        parts = [
             f"Your .env is yours: copier left it as it was. For {tier}, {verb} these lines",
             "(new random passwords; .env.example lists every setting):",
             *(f"    {line}" for line in lines),
         ]
-    )
+    else:
+        parts = [f"Your .env (left as it was) has what {tier} needs."]
+    references = sorted(name for name, value in env.items() if "${" in value)
+    if references:
+        parts += [
+            "",
+            f"These settings of .env refer to other variables (${{...}}): {', '.join(references)}.",
+            "Compose and the settings expand such references, `honcho start` does not: write",
+            "them as .env.example does, URLs without a password (REDIS_PASSWORD is added).",
+        ]
+    return "\n".join(parts)
 
 
 class LifecycleExtension(Extension):

@@ -16,10 +16,12 @@ ensure_uv
 # The end-to-end tests run real Redis and RabbitMQ servers as child processes on free
 # loopback ports (tests/servers.py starts and stops them). Only the binaries are
 # needed here: install them from Debian's packages when missing. Installing may start
-# the packaged services; the tests never use those. wrk and redis-benchmark are for the
-# benchmark's smoke test (tests/test_bench.py).
+# the packaged services; the tests never reach those. wrk and redis-benchmark are for the
+# benchmark's smoke test (tests/test_bench.py); sudo, ip and unshare for the test that follows
+# a generated README's "Without Docker" steps (tests/localrun.py: its own namespaces, in
+# which even the packaged RabbitMQ service it starts has fresh directories).
 ensure_debian_packages redis-server:redis-server rabbitmq-server:/usr/lib/rabbitmq/bin/rabbitmq-server \
-    wrk:wrk redis-tools:redis-benchmark
+    wrk:wrk redis-tools:redis-benchmark sudo:sudo iproute2:ip util-linux:unshare
 log "$(redis-server --version | cut -d' ' -f1-3); rabbitmq-server $(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null || echo '?')"
 
 # --- tests ----------------------------------------------------------------------

@@ -111,6 +111,7 @@ def run_without_docker(project: Path, workdir: Path) -> dict[str, Any]:
         pytest.skip(message)
     steps = without_docker_steps((project / "README.md").read_text())
     assert steps.rstrip().splitlines()[-1].startswith("uv run honcho start"), steps
+    workdir.mkdir(parents=True, exist_ok=True)
     mounts = []
     if "rabbitmq" in steps:
         require(Path("/usr/sbin/rabbitmq-server"))

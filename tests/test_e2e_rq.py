@@ -329,19 +329,19 @@ def test_dashboard_needs_basic_auth(
     port = free_port()
     service = project.services["dashboard"]
     assert service["ports"] == ["127.0.0.1:9181:9181"]
+    assert service["environment"]["DASHBOARD_HOST"] == "0.0.0.0"  # in its container
     env = {
-        **{k: v for k, v in service["environment"].items() if not k.startswith("RQ_DASHBOARD_")},
-        "RQ_DASHBOARD_REDIS_URL": redis_server.url,
-        "RQ_DASHBOARD_BIND": "127.0.0.1",
-        "RQ_DASHBOARD_PORT": str(port),
-        "RQ_DASHBOARD_USERNAME": "admin",
-        "RQ_DASHBOARD_PASSWORD": "s3cret",
+        "REDIS_URL": redis_server.url,
+        "DASHBOARD_HOST": "127.0.0.1",
+        "DASHBOARD_PORT": str(port),
+        "DASHBOARD_USERNAME": "admin",
+        "DASHBOARD_PASSWORD": "s3cret",
     }
     dashboard = Process(project.command("dashboard"), project.path, env, tmp_path / "dash.log")
     try:
         base = f"http://127.0.0.1:{port}/"
         assert wait_for(lambda: _answers(base) or dashboard.popen.poll() is not None, 60)
-        assert dashboard.popen.poll() is None, f"rq-dashboard exited:\n{dashboard.log()}"
+        assert dashboard.popen.poll() is None, f"the dashboard exited:\n{dashboard.log()}"
         assert httpx.get(base).status_code == 401
         assert httpx.get(base, auth=("admin", "wrong")).status_code == 401
         page = httpx.get(base, auth=("admin", "s3cret"))
@@ -349,6 +349,12 @@ def test_dashboard_needs_basic_auth(
         # It reaches the password-protected Redis, and shows its URL masked if at all.
         workers = httpx.get(f"{base}0/data/workers.json", auth=("admin", "s3cret"))
         assert workers.status_code == 200, workers.text
+        # Before a login, no path answers anything but 401 (rq-dashboard's own check came
+        # after a Redis look-up that answered 500 for an unknown instance number).
+        for path in ("5/data/queues.json", "0/data/queues.json", "static/../x", "x" * 300):
+            assert httpx.get(f"{base}{path}").status_code == 401, path
+        unknown = httpx.get(f"{base}5/data/queues.json", auth=("admin", "s3cret"))
+        assert unknown.status_code == 404, unknown.text
         assert redis_server.password
         assert redis_server.password not in page.text + workers.text + dashboard.log()
     finally:

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from localrun import run_without_docker
 
 from helpers import compose_services, run, uv_sync
+from localrun import run_without_docker
 
 #: One project per tier and broker, each with every optional process.
 CONFIGS: dict[str, dict[str, Any]] = {

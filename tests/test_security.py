@@ -75,10 +75,11 @@ def project(request: pytest.FixtureRequest, copie_session: Any) -> Project:
 
 
 def compose_config(project: Project, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """`docker compose config` with exactly these secrets (none inherited from the shell)."""
+    """`docker compose config` with exactly these secrets (none inherited from the shell,
+    nor from the .env that `copier copy` wrote with random local passwords)."""
     clean = {k: v for k, v in os.environ.items() if k not in REQUIRED[project.tier]}
     return subprocess.run(
-        [str(compose_binary()), "config", "--quiet"],
+        [str(compose_binary()), "--env-file", os.devnull, "config", "--quiet"],
         cwd=project.path,
         env={**clean, **env},
         capture_output=True,

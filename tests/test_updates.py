@@ -17,6 +17,7 @@ real servers.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -28,6 +29,7 @@ import pytest
 import yaml
 
 from helpers import REPO_ROOT, compose_services, run, servers_env, uv_sync
+from localrun import run_without_docker
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test",
@@ -249,6 +251,16 @@ def update(project: Path, *data: str, check: bool = True) -> subprocess.Complete
     return copier(["update", "--trust", "--defaults", *data], cwd=project, check=check)
 
 
+def env_lines(result: subprocess.CompletedProcess[str]) -> dict[str, str]:
+    """The ``.env`` lines an update says to add (indented ``KEY=value`` lines of its message)."""
+    message = result.stdout + result.stderr
+    if " has what " in message:
+        return {}
+    assert "copier left it as it was" in message, message
+    after = message.split("copier left it as it was", 1)[1]
+    return dict(re.findall(r"^ {4,}([A-Z][A-Z0-9_]*)=(\S+)$", after, re.MULTILINE))
+
+
 # --- what must hold after an update ----------------------------------------------------
 
 
@@ -385,12 +397,15 @@ def test_tier_switch_in_one_command(
     project = generate(template_repo, tmp_path / "acme-orders", TIER_ANSWERS[source], "v1.1.0")
     make_user_edits(project)
 
-    update(project, *_data(data))
+    result = update(project, *_data(data))
 
     assert_cleanly_merged(project)
     assert_user_edits_kept(project)
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
     assert answers["task_backend"] == target
+    # The team's .env (BILLING_API_KEY only) was left alone; the update says what to add.
+    wanted = {"background_tasks": [], "rq": ["REDIS_PASSWORD"], "celery": ["REDIS_PASSWORD"]}
+    assert sorted(env_lines(result)) == wanted[target], result.stderr
 
     # The project is what a fresh `copier copy` with the new answers gives, plus the team's
     # edits: the old tier's files are gone, the new tier's are there, and every file the
@@ -444,3 +459,40 @@ def test_a_need_the_recorded_tier_cannot_keep_moves_to_the_recommended_tier(
     update(project, "--data", "task_duration=long")  # recommends celery; rq still fits
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
     assert answers["task_backend"] == "rq"
+
+
+# --- a tier switch and the user's .env -------------------------------------------------
+
+ENV_SWITCHES = [
+    # (from, the answers given with --data, the lines the update must ask for)
+    ("rq", {"task_backend": "celery"}, []),
+    ("rq", {"task_backend": "celery", "celery_broker": "rabbitmq"},
+     ["CELERY_BROKER_URL", "RABBITMQ_DEFAULT_PASS", "RABBITMQ_DEFAULT_USER"]),
+    ("background_tasks", {"task_backend": "rq"}, ["REDIS_PASSWORD"]),
+    ("celery", {"task_backend": "rq"}, []),
+]  # fmt: skip
+
+
+@pytest.mark.update
+@pytest.mark.e2e
+@pytest.mark.parametrize(("source", "data", "asked"), ENV_SWITCHES, ids=lambda v: str(v)[:40])
+def test_after_a_tier_switch_the_old_env_works_once_the_printed_lines_are_added(
+    template_repo: Path, tmp_path: Path, source: str, data: dict[str, Any], asked: list[str]
+) -> None:
+    """.env is the user's: the update never edits it. The new tier reads what it can from
+    the old file (Celery's URLs from REDIS_URL, the password once), the update prints the
+    lines it cannot derive, and with those added the README's local-run steps work."""
+    project = generate(template_repo, tmp_path / "acme-orders", TIER_ANSWERS[source], "v1.1.0")
+    env_before = (project / ".env").read_bytes()
+
+    result = update(project, *_data(data))
+
+    assert (project / ".env").read_bytes() == env_before
+    lines = env_lines(result)
+    assert sorted(lines) == asked, result.stderr
+    with (project / ".env").open("a") as env:
+        env.writelines(f"{name}={value}\n" for name, value in lines.items())
+    uv_sync(project)
+    ran = run_without_docker(project, tmp_path / "run")
+    assert ran["ready"] == {"status": "ready"}
+    assert ran["job"]["status"] == "finished", ran["job"]
