@@ -1,8 +1,11 @@
 """Exhaustive unit tests of the decision engine (extensions/decision.py).
 
 Every combination of the answers the engine reads is checked against an oracle
-written independently from DESIGN.md ("Decision rules"), not against the
-engine's own helpers.
+written independently from docs/architecture.md ("Decision rules"), not against
+the engine's own helpers. The words are checked too: the reason beside a refused
+choice in the interactive list fits an 80-column terminal with its title, the
+full refusal (copier's error for ``--data``) names every unmet need, and the help
+printed above the list explains each one in lines that fit 80 columns.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from jinja2 import Environment
 import decision
 from decision import Needs
 
-# The answer space, spelled out here from DESIGN.md ("Questions") rather than
+# The answer space, spelled out here from docs/architecture.md ("Questions") rather than
 # taken from the module under test.
 BOOLS = (True, False)
 DURATIONS = ("short", "medium", "long")
@@ -50,7 +53,7 @@ QUESTION_NAMES = (
 
 
 def oracle(n: Needs) -> str:
-    """DESIGN.md, word for word: background_tasks only when losing a task is
+    """docs/architecture.md ("Decision rules"): background_tasks only when losing a task is
     acceptable, no retries are needed, work is short I/O and one API process
     runs; then celery when work is long, the schedule needs cron, or workers run
     on their own machines; otherwise rq."""
@@ -109,10 +112,9 @@ def test_needs_defaults_match_copier_defaults() -> None:
     assert Needs() == Needs(True, False, "short", False, "none", "single")
 
 
-def test_tiers_and_available_tiers() -> None:
+def test_tiers() -> None:
     assert decision.TIERS == TIERS
-    assert set(decision.AVAILABLE_TIERS) <= set(TIERS)
-    assert "background_tasks" in decision.AVAILABLE_TIERS
+    assert tuple(decision.TITLES) == TIERS
 
 
 def test_oracle_reaches_every_tier() -> None:
@@ -162,9 +164,10 @@ def test_reasons_name_the_answers_that_decided(needs: Needs) -> None:
 
 
 @each_needs
-def test_recommended_tier_is_never_refused_when_every_tier_is_available(needs: Needs) -> None:
+def test_recommended_tier_is_never_refused(needs: Needs) -> None:
     rec = decision.recommend(needs)
-    assert decision.refusal(rec.tier, needs, available=decision.TIERS) == ""
+    assert decision.refusal(rec.tier, needs) == ""
+    assert decision.list_reason(rec.tier, needs) == ""
 
 
 # --- refusal of background_tasks --------------------------------------------
@@ -184,11 +187,10 @@ def test_background_tasks_refused_exactly_when_not_recommended(needs: Needs) -> 
 @each_needs
 def test_background_tasks_refusal_names_every_unmet_need_and_no_met_one(needs: Needs) -> None:
     unmet = {q for q, blocks in BG_BLOCKERS.items() if blocks(needs)}
-    for available in (decision.AVAILABLE_TIERS, decision.TIERS):
-        message = decision.refusal("background_tasks", needs, available=available)
-        if not unmet:
-            assert message == ""
-            continue
+    message = decision.refusal("background_tasks", needs)
+    if not unmet:
+        assert message == ""
+    else:
         assert names_in(message) == unmet, message
     # unmet_needs gives one entry per unmet question, each starting with its name.
     entries = decision.unmet_needs("background_tasks", needs)
@@ -201,9 +203,8 @@ NOT_BG = [n for n in ALL if oracle(n) != "background_tasks"]
 
 @pytest.mark.parametrize("needs", NOT_BG, ids=[needs_id(n) for n in NOT_BG])
 def test_background_tasks_refusal_points_at_the_recommended_tier(needs: Needs) -> None:
-    for available in (decision.AVAILABLE_TIERS, decision.TIERS):
-        message = decision.refusal("background_tasks", needs, available=available)
-        assert re.search(rf"\b{oracle(needs)}\b", message), message
+    message = decision.refusal("background_tasks", needs)
+    assert re.search(rf"\b{oracle(needs)}\b", message), message
 
 
 # --- refusal of rq and celery -----------------------------------------------
@@ -211,24 +212,10 @@ def test_background_tasks_refusal_points_at_the_recommended_tier(needs: Needs) -
 
 @each_needs
 @pytest.mark.parametrize("tier", ["rq", "celery"])
-def test_durable_tiers_accepted_when_available(needs: Needs, tier: str) -> None:
-    assert decision.refusal(tier, needs, available=decision.TIERS) == ""
+def test_durable_tiers_accepted(needs: Needs, tier: str) -> None:
+    assert decision.refusal(tier, needs) == ""
+    assert decision.list_reason(tier, needs) == ""
     assert decision.unmet_needs(tier, needs) == ()
-
-
-@each_needs
-@pytest.mark.parametrize("tier", ["rq", "celery"])
-def test_unavailable_tier_refused_as_not_available_yet(needs: Needs, tier: str) -> None:
-    available = tuple(t for t in TIERS if t != tier)
-    message = decision.refusal(tier, needs, available=available)
-    assert "not available yet" in message
-    assert tier in message
-    # With the release's own list: refused if and only if it is missing there.
-    default_message = decision.refusal(tier, needs)
-    if tier in decision.AVAILABLE_TIERS:
-        assert default_message == ""
-    else:
-        assert "not available yet" in default_message
 
 
 @pytest.mark.parametrize("tier", ["", "celery-beat", "BackgroundTasks", "RQ", None])
@@ -239,7 +226,104 @@ def test_unknown_tier_refused(tier: object) -> None:
         decision.unmet_needs(tier, Needs())  # type: ignore[arg-type]
 
 
+# --- the order of the reasons ------------------------------------------------
+
+
+@each_needs
+def test_first_reasons_pick_the_tier_over_the_next_best_one(needs: Needs) -> None:
+    """rq's first reason is why not celery; celery's first ones are its triggers, each
+    saying what rq lacks; background_tasks' first one is why not rq."""
+    reasons = decision.recommend(needs).reasons
+    tier = oracle(needs)
+    if tier == "rq":
+        first = reasons[0]
+        # Every question that could have pointed at celery, with its answer.
+        assert set(CELERY_TRIGGERS) <= names_in(first), first
+        for question, value in (
+            ("task_duration", needs.task_duration),
+            ("scheduling", needs.scheduling),
+            ("scale", needs.scale),
+        ):
+            assert f"{question} is {value}" in first, first
+        assert re.search(r"\bcelery\b", first), first
+        # Then what rules out background_tasks, one reason per unmet need.
+        blockers = [q for q, blocks in BG_BLOCKERS.items() if blocks(needs)]
+        assert [r.split()[0] for r in reasons[1:]] == blockers, reasons
+    elif tier == "celery":
+        triggers = [q for q, fires in CELERY_TRIGGERS.items() if fires(needs)]
+        assert [r.split()[0] for r in reasons[: len(triggers)]] == triggers, reasons
+        for reason in reasons[: len(triggers)]:
+            assert re.search(r"\brq\b", reason), reason
+        blockers = [q for q, blocks in BG_BLOCKERS.items() if blocks(needs)]
+        assert [r.split()[0] for r in reasons[len(triggers) :]] == blockers, reasons
+    else:
+        assert re.search(r"\brq\b", reasons[0]), reasons[0]
+        assert {"loss_tolerable", "needs_retries"} <= names_in(reasons[0]), reasons[0]
+
+
+def test_cron_reason_says_what_the_rq_scheduler_does() -> None:
+    """The rq tier's scheduler claims every slot in Redis: no word of a missing lock."""
+    [reason] = decision.celery_triggers(Needs(scheduling="cron"))
+    assert reason.startswith("scheduling is cron:")
+    assert "Beat" in reason and "rq cron" in reason
+    assert "claims each schedule slot" in reason
+    for needs in ALL:
+        words = " ".join(decision.recommend(needs).reasons) + decision.help_text(needs)
+        assert "leader lock" not in words.lower(), needs
+
+
+# --- the interactive list ----------------------------------------------------
+
+WIDTH = 80
+#: How questionary draws a disabled choice (tests/test_questionnaire.py checks it
+#: against questionary itself).
+DISABLED_LINE = "   - {title} ({reason})"
+
+
+@each_needs
+@pytest.mark.parametrize("tier", TIERS)
+def test_list_reason_fits_an_80_column_line_with_its_title(needs: Needs, tier: str) -> None:
+    reason = decision.list_reason(tier, needs)
+    assert (reason == "") == (decision.refusal(tier, needs) == "")
+    if reason:
+        line = DISABLED_LINE.format(title=decision.TITLES[tier], reason=reason)
+        assert len(line) <= WIDTH, line
+        assert reason.isascii() and "\n" not in reason, reason
+
+
+@pytest.mark.parametrize("needs", NOT_BG, ids=[needs_id(n) for n in NOT_BG])
+def test_list_reason_names_the_unmet_questions_when_they_fit(needs: Needs) -> None:
+    unmet = [q for q, blocks in BG_BLOCKERS.items() if blocks(needs)]
+    reason = decision.list_reason("background_tasks", needs)
+    assert reason.startswith("refused"), reason
+    named = names_in(reason)
+    # Never a met question; and either every unmet one or none, with a count.
+    assert named <= set(unmet), reason
+    title = decision.TITLES["background_tasks"]
+    names_fit = len(DISABLED_LINE.format(title=title, reason=f"refused: {', '.join(unmet)}"))
+    if names_fit <= WIDTH:
+        assert reason == f"refused: {', '.join(unmet)}"
+    else:
+        assert not named, reason
+        assert re.search(rf"\b{len(unmet)} (unmet )?needs\b", reason), reason
+        assert "help" in reason, reason
+
+
+def test_list_reason_shortens_to_the_room_left() -> None:
+    needs = Needs(False, True, "long", True, "cron", "distributed")
+    reasons = [decision.list_reason("background_tasks", needs, width=w) for w in range(40, 121)]
+    assert reasons[-1] == "refused: 5 unmet needs, see the help above"
+    assert all(r.startswith("refused") for r in reasons)
+    # Wider terminals never get fewer words.
+    assert [len(r) for r in reasons] == sorted(len(r) for r in reasons)
+
+
 # --- help text --------------------------------------------------------------
+
+
+def flat(text: str) -> str:
+    """``text`` with its line breaks and indents undone (the help is wrapped)."""
+    return re.sub(r"\s+", " ", text.replace("\n  - ", "\n").replace("\n    ", " "))
 
 
 @each_needs
@@ -254,15 +338,42 @@ def test_help_text_says_which_tier_and_why(needs: Needs) -> None:
     named = {t for t in TIERS if re.search(rf"\b{t}\b", line)}
     assert named == {rec.tier}, line
     for reason in rec.reasons:
-        assert reason in text
+        assert reason in flat(text), (reason, text)
 
 
-def test_help_text_lists_unavailable_tiers() -> None:
-    text = decision.help_text(Needs())
-    for tier in TIERS:
-        if tier not in decision.AVAILABLE_TIERS:
-            assert tier in text
-            assert "not available yet" in text.lower()
+@each_needs
+def test_help_lines_fit_80_columns(needs: Needs) -> None:
+    lines = decision.help_text(needs).splitlines()
+    # The first line follows copier's prompt mark, an emoji and a space (3 columns).
+    assert len(lines[0]) <= WIDTH - 3, lines[0]
+    for line in lines:
+        assert len(line) <= WIDTH, line
+        assert line == line.rstrip() and line.isascii(), line
+    # With the list below it (the instruction line and one line per tier) it fits
+    # a 24-row terminal, so its first line has not scrolled away.
+    assert len(lines) + 1 + len(TIERS) <= 24, len(lines)
+
+
+@each_needs
+def test_help_explains_every_unmet_need(needs: Needs) -> None:
+    text = decision.help_text(needs)
+    unmet = [q for q, blocks in BG_BLOCKERS.items() if blocks(needs)]
+    refusing = [
+        line for line in text.splitlines() if "background_tasks" in line and "efused" in line
+    ]
+    if not unmet:
+        assert not refusing, text
+        return
+    assert refusing, text
+    # Each unmet need, with its whole explanation, as in the full refusal.
+    entries = decision.unmet_needs("background_tasks", needs)
+    assert [e.split()[0] for e in entries] == unmet
+    for entry in entries:
+        assert entry in flat(text), (entry, text)
+        assert entry in decision.refusal("background_tasks", needs)
+    # And the list's short reason points here when it has no room for the names.
+    reason = decision.list_reason("background_tasks", needs)
+    assert names_in(reason) == set(unmet) or "help" in reason
 
 
 # --- Needs validation -------------------------------------------------------
@@ -336,3 +447,30 @@ def test_extension_globals_read_the_answers(needs: Needs) -> None:
     assert help_ == decision.help_text(needs)
     reasons = env.from_string("{{ recommendation_reasons() | join('|') }}").render(context)
     assert reasons.split("|") == list(decision.recommend(needs).reasons)
+
+
+LIST = {"_copier_conf": {"data": {}, "defaults": False}}
+GIVEN = {"_copier_conf": {"data": {"task_backend": "background_tasks"}, "defaults": False}}
+DEFAULTS = {"_copier_conf": {"data": {}, "defaults": True}}
+
+
+@pytest.mark.parametrize(
+    ("conf", "interactive"),
+    [({}, False), (LIST, True), (GIVEN, False), (DEFAULTS, False)],
+    ids=["no-copier", "interactive-list", "given-with-data", "defaults"],
+)
+@each_needs
+def test_tier_refusal_is_short_in_the_list_and_full_otherwise(
+    conf: dict[str, object], interactive: bool, needs: Needs
+) -> None:
+    env = jinja_env()
+    context = {**dataclasses.asdict(needs), **conf}
+    rendered = env.from_string("{{ tier_refusal('background_tasks') }}").render(context)
+    if interactive:
+        assert rendered == decision.list_reason("background_tasks", needs)
+    else:
+        assert rendered == decision.refusal("background_tasks", needs)
+    unmet = {q for q, blocks in BG_BLOCKERS.items() if blocks(needs)}
+    assert (rendered == "") == (not unmet)
+    if not interactive:
+        assert names_in(rendered) == unmet
