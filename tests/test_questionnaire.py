@@ -1,8 +1,11 @@
-"""The questionnaire, through copier itself: refused answers and the tier default.
+"""The questionnaire, through copier itself: refused answers, the tier default and
+what the interactive ``task_backend`` list shows.
 
-These tests only look at validation and at the answers copier records, never at
-the generated files (other tests cover those). A refused answer must name its
-question and leave nothing in the destination.
+These tests only look at validation, at the answers copier records and at the
+questionnaire's screen, never at the generated files (other tests cover those). A
+refused answer must name its question and leave nothing in the destination. One
+test drives the real interactive ``copier copy`` in an 80x24 pseudo-terminal
+(tests/tty.py) to see the refused tier's reason whole on its line.
 """
 
 from __future__ import annotations
@@ -18,11 +21,15 @@ import copier
 import pytest
 import yaml
 from jinja2.sandbox import SandboxedEnvironment
+from questionary import Choice
+from questionary.prompts.common import InquirerControl
+from wcwidth import wcswidth
 
 import decision
 from decision import Needs
 from helpers import REPO_ROOT
 from names import NamesExtension
+from tty import CTRL_C, DOWN, ENTER, Terminal
 
 COPIER_YML = REPO_ROOT / "copier.yml"
 
@@ -48,19 +55,21 @@ def assert_nothing_written(dst: Path) -> None:
 
 
 def bg_fits(n: Needs) -> bool:
-    """DESIGN.md: background_tasks keeps its promise only for loss-tolerable,
-    retry-free, short, I/O-bound work on one API process."""
-    return (
-        n.loss_tolerable
-        and not n.needs_retries
-        and n.task_duration == "short"
-        and not n.cpu_heavy
-        and n.scale == "single"
-    )
+    """docs/architecture.md ("Decision rules"): background_tasks keeps its promise
+    only for loss-tolerable, retry-free, short, I/O-bound work on one API process."""
+    return not bg_unmet(n)
 
 
-def unavailable(tier: str) -> bool:
-    return tier not in decision.AVAILABLE_TIERS
+def bg_unmet(n: Needs) -> set[str]:
+    """The questions whose answers background_tasks cannot keep."""
+    blocks = {
+        "loss_tolerable": not n.loss_tolerable,
+        "needs_retries": n.needs_retries,
+        "task_duration": n.task_duration != "short",
+        "cpu_heavy": n.cpu_heavy,
+        "scale": n.scale != "single",
+    }
+    return {question for question, blocked in blocks.items() if blocked}
 
 
 # --- (a) refused answers, through the Python API -----------------------------
@@ -109,6 +118,20 @@ REFUSED = [
         "task_backend",
         {"task_backend": "background_tasks", "scale": "distributed"},
         ["scale"],
+    ),
+    # Every need unmet: given up front, the message names them all (the interactive
+    # list has room for a count only).
+    (
+        "task_backend",
+        {
+            "task_backend": "background_tasks",
+            "loss_tolerable": False,
+            "needs_retries": True,
+            "task_duration": "medium",
+            "cpu_heavy": True,
+            "scale": "multi",
+        },
+        ["loss_tolerable", "needs_retries", "task_duration", "cpu_heavy", "scale"],
     ),
 ]
 REFUSED_IDS = [f"{q}-{'-'.join(f'{k}={v}' for k, v in d.items())}"[:60] for q, d, _ in REFUSED]
@@ -232,7 +255,7 @@ def test_cli_refusal_exits_non_zero_names_the_field_and_writes_nothing(
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
     assert question in output
-    # DESIGN.md: copier reports it as its own validation error; any other
+    # docs/architecture.md ("Questions"): copier reports it as its own validation error; any other
     # traceback would be a bug in the template.
     assert re.search(rf"{REFUSED_PREFIX} '{question}'", output), output[-2000:]
     assert_nothing_written(dst)
@@ -241,7 +264,7 @@ def test_cli_refusal_exits_non_zero_names_the_field_and_writes_nothing(
 # --- (c) the task_backend default is the engine's recommendation --------------
 
 DEFAULT_CASES = [
-    # (answers, the tier DESIGN.md's rules give, written out by hand)
+    # (answers, the tier docs/architecture.md's rules give, written out by hand)
     ({}, "background_tasks"),
     ({"scheduling": "interval"}, "background_tasks"),
     ({"scheduling": "cron"}, "background_tasks"),
@@ -283,21 +306,10 @@ def test_task_backend_default_is_the_recommendation(
     tmp_path: Path, data: dict[str, Any], tier: str
 ) -> None:
     assert decision.recommend(Needs.from_answers(data)).tier == tier
-    dst = tmp_path / "service"
-    if unavailable(tier):
-        # The default is the recommendation, which this release cannot generate
-        # yet: copier must refuse it by name rather than render another tier.
-        with pytest.raises(ValueError, match=rf"{REFUSED_PREFIX} 'task_backend'") as excinfo:
-            copy(dst, data, pretend=True, exclude=["*"])
-        detail = str(excinfo.value).split(":", 1)[1]
-        assert "not available yet" in detail
-        assert f"task_backend {tier} " in detail
-        assert_nothing_written(dst)
-    else:
-        answers = recorded_answers(dst, data)
-        assert answers["task_backend"] == tier
-        for key, value in data.items():
-            assert answers[key] == value
+    answers = recorded_answers(tmp_path / "service", data)
+    assert answers["task_backend"] == tier
+    for key, value in data.items():
+        assert answers[key] == value
 
 
 # --- copier.yml wiring, every combination (no rendering) ----------------------
@@ -345,6 +357,12 @@ def test_task_backend_is_asked_after_the_needs(questions: dict[str, Any]) -> Non
 ALL = list(decision.all_needs())
 
 
+# What copier puts in the render context: the --data answers, and --defaults.
+ASKED_IN_A_LIST = {"data": {}, "defaults": False}
+GIVEN_WITH_DATA = {"data": {"task_backend": "background_tasks"}, "defaults": False}
+WITH_DEFAULTS = {"data": {}, "defaults": True}
+
+
 @pytest.mark.parametrize("tier", decision.TIERS)
 def test_copier_yml_default_help_and_validator_over_every_combination(
     questions: dict[str, Any], tier: str
@@ -355,7 +373,7 @@ def test_copier_yml_default_help_and_validator_over_every_combination(
     help_ = env.from_string(spec["help"])
     # Each tier's choice carries its own validator: copier disables the choice
     # (interactive) or refuses it (--data) when the validator says why.
-    [choice] = [c for c in spec["choices"].values() if c["value"] == tier]
+    [(title, choice)] = [(t, c) for t, c in spec["choices"].items() if c["value"] == tier]
     validator = env.from_string(choice["validator"])
     for needs in ALL:
         context = {
@@ -367,9 +385,44 @@ def test_copier_yml_default_help_and_validator_over_every_combination(
         recommended = decision.recommend(needs).tier
         assert default.render(context) == recommended, needs
         assert recommended in help_.render(context), needs
-        message = validator.render(context).strip()
-        accepted = not unavailable(tier) and (tier != "background_tasks" or bg_fits(needs))
-        assert (message == "") == accepted, (needs, message)
+        unmet = bg_unmet(needs) if tier == "background_tasks" else set()
+        accepted = not unmet
+        for conf in (None, ASKED_IN_A_LIST, GIVEN_WITH_DATA, WITH_DEFAULTS):
+            rendered = {**context, "_copier_conf": conf} if conf else context
+            message = validator.render(rendered).strip()
+            assert (message == "") == accepted, (needs, conf, message)
+            if accepted:
+                continue
+            if conf is ASKED_IN_A_LIST:
+                # The disabled choice's line, as questionary draws it, fits 80 columns.
+                line = disabled_line(title, message)
+                assert len(line) <= 80, line
+                assert message == decision.list_reason(tier, needs)
+            else:
+                # Copier's error: every unmet need, by question name.
+                for question in unmet:
+                    assert question in message, (needs, message)
+                assert message == decision.refusal(tier, needs)
+
+
+def disabled_line(title: str, reason: str) -> str:
+    """The line questionary draws for a disabled choice ``title`` with ``reason``."""
+    control = InquirerControl([Choice(title, value="x", disabled=reason), Choice("other")])
+    text = "".join(token[1] for token in control._get_choice_tokens())
+    return text.split("\n")[0]
+
+
+def test_disabled_line_is_what_the_engine_sizes_its_reason_for() -> None:
+    assert disabled_line("Title (x)", "why") == "   - Title (x) (why)"
+    assert disabled_line("Title (x)", "why") == decision.LIST_LINE.format(
+        title="Title (x)", reason="why"
+    )
+
+
+def test_task_backend_titles_are_the_engines(questions: dict[str, Any]) -> None:
+    # decision.list_reason sizes the reason to the title beside it.
+    choices = questions["task_backend"]["choices"]
+    assert {c["value"]: title for title, c in choices.items()} == decision.TITLES
 
 
 @pytest.mark.parametrize(
@@ -421,3 +474,69 @@ def test_name_defaults_through_copier(tmp_path: Path) -> None:
     )
     assert worker.answers.combined["project_slug"] == "cafe-unicode"
     assert worker.answers.combined["package_name"] == "cafe_unicode"
+
+
+# --- (d) the interactive list, in a real 80x24 terminal -----------------------
+
+
+def keys_to_the_tier(questions: dict[str, Any], answers: dict[str, str]) -> list[tuple[str, str]]:
+    """(words of each question's help, the keys that answer it) for every question
+    before task_backend: Enter takes the default unless ``answers`` has other keys."""
+    steps = []
+    for name, spec in questions.items():
+        if name == "task_backend":
+            return steps
+        if not name.startswith("_"):
+            steps.append((str(spec["help"])[:40], answers.get(name, ENTER)))
+    raise AssertionError("task_backend is not asked")
+
+
+@pytest.mark.render
+def test_interactive_list_shows_the_refused_tiers_reason_whole_in_80_columns(
+    tmp_path: Path, questions: dict[str, Any]
+) -> None:
+    # loss_tolerable No, scale "several API instances": rq is recommended, and
+    # background_tasks is refused for loss_tolerable and scale.
+    needs = Needs(loss_tolerable=False, scale="multi")
+    steps = keys_to_the_tier(questions, {"loss_tolerable": "n", "scale": DOWN + ENTER})
+    titles = {c["value"]: title for title, c in questions["task_backend"]["choices"].items()}
+    reason = decision.list_reason("background_tasks", needs)
+    assert reason == "refused: loss_tolerable, scale"
+    expected_list = [
+        "   (Use arrow keys)",
+        f"   - {titles['background_tasks']} ({reason})",
+        f" » {titles['rq']}",  # the default, the recommendation
+        f"   {titles['celery']}",
+    ]
+    help_lines = decision.help_text(needs).splitlines()
+    dst = tmp_path / "service"
+    temp = tmp_path / "tmp"  # copier's own temporary files, to see that none is left
+    temp.mkdir()
+    argv = [sys.executable, "-m", "copier", "copy", "--trust", "--vcs-ref", "HEAD"]
+    argv += [str(REPO_ROOT), str(dst)]
+
+    def list_drawn(rows: list[str]) -> bool:
+        """The instruction, then the last choice below it: the whole list is drawn."""
+        marks = [i for i, row in enumerate(rows) if row == expected_list[0]]
+        return bool(marks) and any(titles["celery"] in row for row in rows[marks[-1] :])
+
+    with Terminal(argv, cwd=tmp_path, env={"TMPDIR": str(temp)}, columns=80, lines=24) as term:
+        for words, keys in steps:
+            term.wait_for(words)
+            term.send(keys)
+        rows = [row for row in term.wait_for(list_drawn) if row]
+
+        # The list: each line whole, the refused tier's reason to its closing parenthesis.
+        assert rows[-len(expected_list) :] == expected_list, "\n".join(rows)
+        assert all(wcswidth(row) <= 80 for row in rows)
+        # The help above it, whole: no line cut at the 80th column.
+        start = rows.index(f"🎤 {help_lines[0]}")
+        assert rows[start + 1 : start + len(help_lines)] == help_lines[1:], "\n".join(rows)
+        assert rows[start + len(help_lines)] == expected_list[0]
+
+        # Abort, as a user would with Ctrl-C: copier stops and writes nothing.
+        term.send(CTRL_C)
+        term.wait_for("stopped by user")
+        assert term.wait_exit() != 0
+    assert not dst.exists()
+    assert not any(temp.iterdir()), sorted(p.name for p in temp.iterdir())
