@@ -37,10 +37,6 @@ DURATIONS = ("short", "medium", "long")
 SCHEDULES = ("none", "interval", "cron")
 SCALES = ("single", "multi", "distributed")
 
-#: Deprecated: every tier is available, so this is :data:`TIERS`. Kept only while
-#: ``tests/test_hostile_answers.py`` reads it; new code uses ``TIERS``.
-AVAILABLE_TIERS = TIERS
-
 #: The ``task_backend`` choices' titles, as in ``copier.yml`` (a test keeps them equal):
 #: the interactive list's reason is sized to fit beside its title.
 TITLES = {

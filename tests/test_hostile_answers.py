@@ -265,7 +265,7 @@ def accepted_answer_sets() -> st.SearchStrategy[dict[str, Any]]:
             "scheduling": draw(st.sampled_from(["none", "interval", "cron"])),
             "scale": draw(st.sampled_from(["single", "multi", "distributed"])),
         }
-        tiers = [t for t in decision.AVAILABLE_TIERS if not refusal(t, Needs.from_answers(needs))]
+        tiers = [t for t in decision.TIERS if not refusal(t, Needs.from_answers(needs))]
         answers = {**needs, "task_backend": draw(st.sampled_from(tiers))}
         if answers["task_backend"] == "celery":
             answers["celery_broker"] = draw(st.sampled_from(["redis", "rabbitmq"]))

@@ -5,7 +5,7 @@ These tests only look at validation, at the answers copier records and at the
 questionnaire's screen, never at the generated files (other tests cover those). A
 refused answer must name its question and leave nothing in the destination. One
 test drives the real interactive ``copier copy`` in an 80x24 pseudo-terminal
-(tests/tty.py) to see the refused tier's reason whole on its line.
+(tests/terminal.py) to see the refused tier's reason whole on its line.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import decision
 from decision import Needs
 from helpers import REPO_ROOT
 from names import NamesExtension
-from tty import CTRL_C, DOWN, ENTER, Terminal
+from terminal import CTRL_C, DOWN, ENTER, Terminal
 
 COPIER_YML = REPO_ROOT / "copier.yml"
 

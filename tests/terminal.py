@@ -20,49 +20,23 @@ sleep: :meth:`Terminal.wait_for` returns as soon as the screen matches and raise
 :class:`TimeoutError` with the screen in its message when it does not in time, or
 at once when the program has exited without drawing it. Leaving the ``with``
 block kills the command's process group if it still runs, and closes the terminal.
-
-Tests import this module as ``tty`` (pytest puts ``tests/`` first on
-``sys.path``), which hides the standard library's ``tty`` in the test process.
-So that code importing that one still works there (``pty``, prompt_toolkit), this
-module also provides its names (``setraw``, ``setcbreak``, the ``termios`` ones).
-The command run in the terminal has its own, unaffected ``sys.path``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import importlib.util
 import os
 import signal
 import struct
 import subprocess
-import sysconfig
 import termios
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 import pyte
-
-
-def _load_stdlib_tty() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "_stdlib_tty", Path(sysconfig.get_paths()["stdlib"]) / "tty.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_stdlib_tty = _load_stdlib_tty()
-globals().update(
-    {name: value for name, value in vars(_stdlib_tty).items() if not name.startswith("_")}
-)
 
 #: Keys, as a terminal sends them.
 ENTER = "\r"
