@@ -12,13 +12,17 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from helpers import compose_services, run, uv_sync
+from helpers import REPO_ROOT, compose_services, run, uv_sync
 from localrun import run_without_docker
+from terminal import ENTER, Terminal
 
 #: One project per tier and broker, each with every optional process.
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -31,6 +35,10 @@ CONFIGS: dict[str, dict[str, Any]] = {
                         "celery_broker": "rabbitmq", "scheduling": "interval",
                         "monitoring": True},
 }  # fmt: skip
+
+#: The package name of a project called "Acme Orders" (the README command's default is
+#: "My Service").
+PACKAGE = "my_service"
 
 #: Settings whose value in .env is a generated secret (empty in .env.example).
 SECRETS = ("REDIS_PASSWORD", "RABBITMQ_DEFAULT_PASS", "DASHBOARD_PASSWORD", "FLOWER_BASIC_AUTH")
@@ -126,3 +134,87 @@ def test_env_files_read_alike_and_env_holds_generated_secrets(project: Path) -> 
     assert not [line for line in lines if "$" in line and not line.startswith("#")]
     ignored = (project / ".gitignore").read_text().splitlines()
     assert {".env", ".redis/"} <= set(ignored)
+
+
+# --- README.md's generate command, then the generated README's update command -------------
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Newcomer",
+    "GIT_AUTHOR_EMAIL": "newcomer@example.com",
+    "GIT_COMMITTER_NAME": "Newcomer",
+    "GIT_COMMITTER_EMAIL": "newcomer@example.com",
+}
+
+
+def bash_line(markdown: str, *words: str) -> str:
+    """The one line of the Markdown's ``bash`` blocks that holds every word of ``words``."""
+    blocks = re.findall(r"```bash\n(.*?)\n```", markdown, re.DOTALL)
+    found = [
+        line.split("  #")[0].strip()
+        for block in blocks
+        for line in block.splitlines()
+        if all(word in line for word in words)
+    ]
+    assert len(found) == 1, (words, found)
+    return found[0]
+
+
+def clone_of_this_repository(tmp_path: Path) -> Path:
+    """``git clone`` of the template as it stands (uncommitted edits included, so that the
+    test sees the working tree), as a new user makes one."""
+    origin = tmp_path / "origin"
+    listed = run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                 cwd=REPO_ROOT).stdout  # fmt: skip
+    for name in filter(None, listed.split("\0")):
+        if (REPO_ROOT / name).is_file():
+            (origin / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO_ROOT / name, origin / name)
+    run(["git", "init", "--quiet", "--initial-branch=main"], cwd=origin)
+    run(["git", "add", "--all"], cwd=origin)
+    run(["git", "commit", "--quiet", "--message=the template"], cwd=origin, env=GIT_ENV)
+    clone = tmp_path / "copier-fastapi-tasks"
+    run(["git", "clone", "--quiet", str(origin), str(clone)], cwd=tmp_path)
+    return clone
+
+
+@pytest.mark.update
+def test_the_readme_generate_command_then_the_generated_readme_update_command(
+    tmp_path: Path,
+) -> None:
+    """README.md's command, exactly as written, run in a clone and answered at its prompts
+    (every default: Enter), makes a project whose own README's update command, exactly as
+    written, moves it to another tier."""
+    clone = clone_of_this_repository(tmp_path)
+    generate = bash_line((clone / "README.md").read_text(), "copier copy")
+    assert generate.endswith("../my-service"), generate
+    questions = yaml.safe_load((clone / "copier.yml").read_text())
+    asked = [
+        "Which tier runs the background work" if "{{" in spec["help"] else spec["help"][:40]
+        for name, spec in questions.items()
+        if not name.startswith("_") and name not in ("celery_broker", "monitoring")
+    ]  # with every default the tier is background_tasks: neither of those is asked
+    with Terminal(["bash", "-c", generate], cwd=clone, env=GIT_ENV, columns=80, lines=24,
+                  timeout=300) as term:  # fmt: skip
+        for words in asked:
+            term.wait_for(words)
+            term.send(ENTER)
+        term.wait_for("is ready, with background work on background_tasks")
+        assert term.wait_exit() == 0, term.transcript()
+    project = tmp_path / "my-service"
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers["_src_path"] == str(clone), "the clone is recorded by its absolute path"
+    assert answers["task_backend"] == "background_tasks"
+
+    # The generated README: commit first, then its update command with a tier switch.
+    readme = (project / "README.md").read_text()
+    update = bash_line(readme, "copier update", "--data task_backend=rq")
+    run(["git", "init", "--quiet", "--initial-branch=main"], cwd=project)
+    run(["git", "add", "--all"], cwd=project)
+    run(["git", "commit", "--quiet", "--message=generated"], cwd=project, env=GIT_ENV)
+    updated = run(["bash", "-c", update], cwd=project, env=GIT_ENV, timeout=600)
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers["task_backend"] == "rq"
+    assert (project / PACKAGE / "worker.py").is_file()
+    # The .env written for background_tasks lacks Redis's password: the update says so.
+    message = updated.stdout + updated.stderr
+    assert re.search(r"^ +REDIS_PASSWORD=[0-9a-f]{32}$", message, re.MULTILINE), message
