@@ -83,9 +83,12 @@ def jinja_leftovers(project: Path, literals: tuple[str, ...] = ()) -> list[str]:
     """Lines of generated text files that still hold Jinja syntax.
 
     ``literals`` are answers that may legitimately contain braces: they are removed
-    (as written, and JSON-escaped as ``tojson`` writes them) before looking.
+    (as written, JSON-escaped as ``tojson`` writes them, and as ``py_string`` writes them) before
+    looking.
     """
     from jinja2.utils import htmlsafe_json_dumps
+
+    from names import py_string
 
     variants = sorted(
         {
@@ -95,6 +98,7 @@ def jinja_leftovers(project: Path, literals: tuple[str, ...] = ()) -> list[str]:
                 text,
                 str(htmlsafe_json_dumps(text))[1:-1],  # tojson
                 json.dumps(text, ensure_ascii=False)[1:-1],  # toml_string
+                py_string(text)[1:-1],  # py_string, in config.py
             )
         },
         key=len,
