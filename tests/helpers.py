@@ -155,6 +155,7 @@ class Process:
         """Signal the process group; returns the exit code (kills it after ``timeout``)."""
         if self.popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGCONT)  # a frozen process cannot stop
                 os.killpg(self.popen.pid, sig)
             try:
                 self.popen.wait(timeout)

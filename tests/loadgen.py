@@ -17,7 +17,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import os
+import signal
 import threading
 import time
 from collections import Counter
@@ -27,7 +30,7 @@ from pathlib import Path
 
 import httpx
 
-from helpers import Process, kill_tree, wait_answering, wait_for
+from helpers import Process, descendants, kill_tree, wait_answering, wait_for
 
 TASK_MODULE = '''\
 """A team's task for the template's load tests: counts its own executions."""
@@ -148,6 +151,8 @@ class Load:
     job_ids: dict[str, str] = field(default_factory=dict)  # token -> job id
     refused: list[float] = field(default_factory=list)  # 503s
     failed: Counter[str] = field(default_factory=Counter)  # what else came back
+    #: Every answer: (unix time of the post, seconds until the answer came, what it was).
+    answers: list[tuple[float, float, str]] = field(default_factory=list)
     started_at: float = 0.0
     in_flight: int = 0  # requests under way (changed by the load's event loop only)
     ended_at: float = 0.0
@@ -248,6 +253,7 @@ class Load:
                 return
             token = f"{self.prefix}{number}"
             self.in_flight += 1
+            posted, started = time.time(), time.monotonic()
             try:
                 response = await client.post(
                     f"/loadcount/{token}",
@@ -256,9 +262,11 @@ class Load:
             except httpx.TransportError as exc:
                 self.in_flight -= 1
                 self.failed[type(exc).__name__] += 1
+                self.answers.append((posted, time.monotonic() - started, type(exc).__name__))
                 await asyncio.sleep(0.2)  # the API is down: do not spin
                 continue
             self.in_flight -= 1
+            self.answers.append((posted, time.monotonic() - started, str(response.status_code)))
             if response.status_code == 202:
                 self._accept(token, response.json()["job_id"])
             elif response.status_code == 503:
@@ -344,6 +352,22 @@ class Workers:
             killed_at = time.time()
             self.slots[index] = self._new()
         return killed_at
+
+    def signal_tree(self, index: int, sig: int) -> None:
+        """Send ``sig`` to worker ``index`` and its whole tree (SIGSTOP freezes it as a
+        stopped VM or a paused container would; SIGCONT wakes it)."""
+        process = self.slots[index]
+        for pid in [process.popen.pid, *descendants(process.popen.pid)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+    def freeze(self, index: int = 0) -> float:
+        self.signal_tree(index, signal.SIGSTOP)
+        return time.time()
+
+    def thaw(self, index: int = 0) -> float:
+        self.signal_tree(index, signal.SIGCONT)
+        return time.time()
 
     def stop(self) -> None:
         self._stop.set()

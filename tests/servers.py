@@ -94,12 +94,22 @@ class RedisServer:
         """SIGKILL, as a crash would (what was fsynced to the AOF survives)."""
         self._signal(signal.SIGKILL)
 
+    def pause(self) -> None:
+        """SIGSTOP: Redis hangs with its connections open (a stopped VM, a swapping host)."""
+        assert self.popen is not None
+        self.popen.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.popen is not None
+        self.popen.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         self._signal(signal.SIGTERM)
 
     def _signal(self, sig: int) -> None:
         if self.popen is not None and self.popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
+                self.popen.send_signal(signal.SIGCONT)  # a paused server cannot stop
                 self.popen.send_signal(sig)
             try:
                 self.popen.wait(15)
@@ -207,9 +217,19 @@ class RabbitMQServer:
             self.popen.wait(10)
         _wait_closed(self.port)
 
+    def pause(self) -> None:
+        """SIGSTOP of the whole node: it hangs with its connections open."""
+        assert self.popen is not None
+        os.killpg(self.popen.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.popen is not None
+        os.killpg(self.popen.pid, signal.SIGCONT)
+
     def stop(self) -> None:
         if self.popen is not None and self.popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGCONT)  # a paused node cannot stop
                 os.killpg(self.popen.pid, signal.SIGTERM)
             try:
                 self.popen.wait(30)

@@ -16,6 +16,12 @@ RabbitMQ servers (``tests/servers.py``, Redis with the AOF on as compose configu
   could still run; only jobs the fault caught in flight run twice (none for an API
   restart). Workers that exit when their broker vanishes are restarted, as compose's
   ``restart`` policy does.
+- Gray failures, per durable tier: the broker hung (SIGSTOP) for 15 s during a paced load
+  (every request answers within BROKER_TIMEOUT_SECONDS + 2 s, with 503s while it hangs, and
+  no job whose request got no 202 ever runs); a worker frozen mid-job (SIGSTOP of its whole
+  tree) while another takes its jobs over, then woken (no final status changes); Redis full
+  (``maxmemory`` reached with ``noeviction``: readiness and enqueues answer 503 saying so,
+  no worker exits, and every accepted job finishes once Redis has room).
 - ``background_tasks``: the API killed under load loses jobs it had already accepted; the
   generated README says so.
 
@@ -25,6 +31,7 @@ Per run the ``measured`` section of the test summary shows accepted, ran, duplic
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -61,6 +68,10 @@ TIMEOUT = 10  # JOB_TIMEOUT_SECONDS: the recovery bounds are stated for it
 RATE = 20  # jobs/s posted during the fault runs: a load the stack keeps up with
 RECOVERY_BOUND = 90  # s: every accepted job ran within this of a fault (docs/architecture.md)
 AOF_WINDOW = 1.5  # s: appendfsync everysec: a Redis crash may lose the last second
+BROKER_TIMEOUT = 3  # BROKER_TIMEOUT_SECONDS, the default
+ANSWER_BOUND = BROKER_TIMEOUT + 2  # s: what the README promises a request to a hung broker
+HANG = 15  # s: how long a broker stays hung (SIGSTOP) in the gray-failure runs
+LOG_TAIL = int(os.environ.get("LOG_TAIL", "2000"))  # characters of each log a failure shows
 
 TIERS: dict[str, dict[str, Any]] = {
     "rq": {"task_backend": "rq"},
@@ -123,6 +134,7 @@ class Stack:
             "JOB_MAX_RETRIES": "3",
             "WORKER_CONCURRENCY": str(CONCURRENCY),
             "LOADCOUNT_FILE": str(self.count_file),
+            "BROKER_TIMEOUT_SECONDS": str(BROKER_TIMEOUT),
         }
         port = free_port()
         api_env = {"UVICORN_HOST": "127.0.0.1", "UVICORN_PORT": str(port)}
@@ -214,7 +226,7 @@ def stack(
     finally:
         stack.close()
         for log in sorted(tmp_path.glob("*.log")):
-            print(f"--- {log.name}\n{log.read_text(errors='replace')[-2000:]}")
+            print(f"--- {log.name}\n{log.read_text(errors='replace')[-LOG_TAIL:]}")
 
 
 # --- No fault: 5,000 jobs, each runs exactly once ----------------------------------------
@@ -314,6 +326,34 @@ def restart_rabbitmq(stack: Stack, load: Load) -> Fault:
     return Fault(at, time.time())
 
 
+def _hang(stack: Stack, server: RedisServer | RabbitMQServer, name: str) -> Fault:
+    """``server`` stopped (SIGSTOP) for HANG seconds with its connections open, then woken:
+    a stopped VM, a swapping host, a broker stalled by a full disk. Readiness is asked
+    while it hangs."""
+    at = time.time()
+    server.pause()
+    try:
+        started = time.monotonic()
+        with httpx.Client(base_url=stack.api.base_url, timeout=30) as client:
+            ready = client.get("/health/ready")
+        took = time.monotonic() - started
+        assert ready.status_code == 503, ready.text
+        time.sleep(max(0.0, HANG - (time.time() - at)))
+    finally:
+        server.resume()
+    return Fault(at, time.time(), f"{name} hung {HANG} s; readiness answered 503 in {took:.1f} s")
+
+
+def hang_redis(stack: Stack, load: Load) -> Fault:
+    assert stack.redis is not None
+    return _hang(stack, stack.redis, "Redis")
+
+
+def hang_rabbitmq(stack: Stack, load: Load) -> Fault:
+    assert stack.rabbitmq is not None
+    return _hang(stack, stack.rabbitmq, "RabbitMQ")
+
+
 def restart_api(stack: Stack, load: Load) -> Fault:
     """The API killed (``kill -9``) and started again on the same port."""
     at = time.time()
@@ -327,7 +367,10 @@ FAULTS: dict[str, Callable[[Stack, Load], Fault]] = {
     "redis-restart": restart_redis,
     "rabbitmq-restart": restart_rabbitmq,
     "api-restart": restart_api,
+    "redis-hang": hang_redis,
+    "rabbitmq-hang": hang_rabbitmq,
 }
+HANGS = ("redis-hang", "rabbitmq-hang")
 CASES = [
     ("rq", "worker-kill"),
     ("rq", "redis-restart"),
@@ -339,6 +382,10 @@ CASES = [
     ("celery-rabbitmq", "rabbitmq-restart"),
     ("celery-rabbitmq", "redis-restart"),
     ("celery-rabbitmq", "api-restart"),
+    ("rq", "redis-hang"),
+    ("celery-redis", "redis-hang"),
+    ("celery-rabbitmq", "rabbitmq-hang"),
+    ("celery-rabbitmq", "redis-hang"),
 ]
 
 
@@ -410,6 +457,21 @@ def test_a_fault_under_load_loses_no_accepted_job(
     if fault == "worker-kill":
         # A worker's death is invisible to clients.
         assert not load.refused and not load.failed, load.summary()
+    if fault in HANGS:
+        # Every request got an answer within the bound, 503s while the broker hung, and no
+        # job whose request got no 202 ran, then or after the broker woke.
+        during = [a for a in load.answers if happened.at - 1 <= a[0] <= happened.restored]
+        slowest = max(took for _, took, _ in during)
+        record_property(
+            "measured",
+            f"hang {tier}, {fault}: {len(during)} requests during the hang, the slowest "
+            f"answered in {slowest:.2f} s ({sum(a[2] == '503' for a in during)} 503s, "
+            f"{sum(a[2] == '202' for a in during)} 202s); {len(unconfirmed)} ran without a 202",
+        )
+        assert load.refused, "no 503 while the broker hung"
+        assert not load.failed, f"requests without an answer: {load.failed}"
+        assert slowest <= ANSWER_BOUND, f"a request waited {slowest:.1f} s for a hung broker"
+        assert unconfirmed == [], f"ran although answered 503: {unconfirmed[:10]}"
 
 
 # --- background_tasks: what the tier cannot survive --------------------------------------
@@ -461,3 +523,141 @@ def test_background_tasks_lose_accepted_jobs_when_the_api_dies(
     # Only what was in flight is lost: everything older ran, nothing ran twice.
     assert oldest < BG_SECONDS + 5, f"jobs accepted {oldest:.1f} s before the kill were lost"
     assert runs.duplicates() == {}, runs.duplicates()
+
+
+# --- Gray failures: a frozen worker woken later, a full Redis -----------------------------
+
+
+def _statuses(client: httpx.Client, jobs: dict[str, str]) -> dict[str, dict[str, Any]]:
+    return {token: job_status(client, job_id) for token, job_id in jobs.items()}
+
+
+def _all_finished(statuses: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]] | None:
+    return statuses if all(s["status"] == "finished" for s in statuses.values()) else None
+
+
+@pytest.mark.parametrize("stack", DURABLE, indirect=True)
+def test_a_frozen_worker_woken_later_changes_no_final_status(
+    stack: Stack, record_property: Any
+) -> None:
+    """A worker stopped mid-job (SIGSTOP of its whole tree: a paused container, a frozen
+    VM) keeps its connections open. Its jobs must be taken over within the recovery bound,
+    and when it wakes, its stale executions must not rewrite the jobs' final status."""
+    assert stack.workers is not None
+    tier = stack.project.tier
+    stack.start()
+    load = Load(stack.api.base_url, prefix="z")
+    busy = WORKERS * IN_FLIGHT[tier]  # every worker process runs one of these
+    with httpx.Client(base_url=stack.api.base_url, timeout=10) as client:
+        jobs = {f"frozen{n}": load.post(client, f"frozen{n}", seconds=4) for n in range(busy)}
+        wait_for(
+            lambda: all(s["status"] == "started" for s in _statuses(client, jobs).values()),
+            30,
+            what="every worker process to run a job",
+        )
+        frozen_at = stack.workers.freeze(0)
+        try:
+            finished = wait_for(
+                lambda: _all_finished(_statuses(client, jobs)),
+                RECOVERY_BOUND + 30,
+                interval=0.5,
+                what="every job, the frozen worker's too, to finish",
+            )
+            took_over = time.time() - frozen_at
+        finally:
+            woken_at = stack.workers.thaw(0)
+        taken = sorted(t for t, s in finished.items() if s["result"] != t or s["error"])
+        assert not taken, f"wrong results: {taken}"
+        # The woken worker goes on with the executions it had started: they are stale.
+        # Wait until it has dealt with each of them (RQ logs "a stale execution ...";
+        # Celery logs each task's end, or its time limit), then for their writes to land.
+        frozen_log = stack.workers.slots[0]
+        seen_before = len(frozen_log.log())
+
+        def stale_ends() -> set[str]:
+            later = frozen_log.log()[seen_before:]
+            return {job_id for job_id in jobs.values() if job_id in later}
+
+        wait_for(
+            lambda: len(stale_ends()) >= IN_FLIGHT[tier],
+            60,
+            what=f"the woken worker to end its {IN_FLIGHT[tier]} stale execution(s)",
+        )
+        time.sleep(2)
+        after = _statuses(client, jobs)
+        # Still finished, with the same results: nothing was rewritten.
+        assert after == finished, f"statuses changed after the wake:\n{finished}\n{after}"
+        # The woken worker works on.
+        again = {"after": load.post(client, "after")}
+        wait_for(
+            lambda: _statuses(client, again)["after"]["status"] == "finished",
+            60,
+            what="a job after the wake",
+        )
+    record_property(
+        "measured",
+        f"frozen worker {tier}: the frozen worker's {IN_FLIGHT[tier]} job(s) finished "
+        f"elsewhere {took_over:.1f} s after the freeze (bound {RECOVERY_BOUND} s); after the "
+        f"wake ({woken_at - frozen_at:.0f} s frozen) every status still finished, unchanged",
+    )
+    assert took_over < RECOVERY_BOUND, f"the frozen worker's jobs took {took_over:.1f} s"
+
+
+@pytest.mark.parametrize("stack", DURABLE, indirect=True)
+def test_a_full_redis_answers_503_saying_so_and_loses_nothing(
+    stack: Stack, record_property: Any
+) -> None:
+    """Redis full (``maxmemory`` reached, ``noeviction`` as compose configures it) answers
+    reads and refuses writes. Readiness must fail while jobs cannot be accepted, the 503
+    must say Redis is full, no worker may exit, and every accepted job finishes once Redis
+    has room."""
+    assert stack.redis is not None and stack.workers is not None
+    tier = stack.project.tier
+    stack.start()
+    store = redis.Redis.from_url(stack.redis.url)
+    load = Load(stack.api.base_url, prefix="m")
+    with httpx.Client(base_url=stack.api.base_url, timeout=10) as client:
+        done = {"before": load.post(client, "before")}
+        wait_for(lambda: _statuses(client, done)["before"]["status"] == "finished", 30)
+        slow = {"slow": load.post(client, "slow", seconds=3)}
+        wait_for(lambda: _statuses(client, slow)["slow"]["status"] == "started", 30)
+
+        store.config_set("maxmemory", 1)  # from now on every write is refused: full
+        full_at = time.time()
+        ready = client.get("/health/ready")
+        assert ready.status_code == 503 and "full" in ready.json()["reason"], ready.text
+        refused = client.post("/loadcount/refused")
+        assert refused.status_code == 503 and "full" in refused.json()["detail"], refused.text
+        assert _statuses(client, done)["before"]["status"] == "finished"  # reads still work
+        # The slow job ends while Redis is full; its worker cannot record it, and rides on.
+        wait_for(lambda: stack.executions().counts["slow"] >= 1, 30, what="the slow job's run")
+        wait_for(
+            lambda: any("maxmemory" in p.log() for p in stack.workers.all),
+            60,
+            what="a worker to meet the full Redis",
+        )
+        time.sleep(2)  # a worker that exits on it would exit now: see the assertion below
+        store.config_set("maxmemory", 0)
+        room_at = time.time()
+
+        wait_for(lambda: client.get("/health/ready").status_code == 200, 30, what="readiness")
+        settled = wait_for(
+            lambda: (s := _statuses(client, slow))["slow"]["status"] == "finished" and s,
+            RECOVERY_BOUND,
+            interval=0.5,
+            what="the slow job to be recorded",
+        )
+        recorded = time.time() - room_at
+        after = {"after": load.post(client, "after")}
+        wait_for(lambda: _statuses(client, after)["after"]["status"] == "finished", 60)
+    record_property(
+        "measured",
+        f"full Redis {tier}: readiness and enqueues answered 503 ('full'), full for "
+        f"{room_at - full_at:.1f} s; the job that ended meanwhile was recorded finished "
+        f"{recorded:.1f} s after Redis had room ({settled['slow']['status']}); "
+        f"{len(stack.workers.restarts)} worker exits",
+    )
+    assert stack.workers.restarts == [], (
+        f"a worker exited on the full Redis: {stack.workers.restarts}"
+    )
+    assert "refused" not in stack.executions().counts

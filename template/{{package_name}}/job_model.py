@@ -242,6 +242,11 @@ class History(Protocol):
 
     def items(self) -> list[dict[str, Any]]: ...
 
+    async def read(self) -> list[dict[str, Any]]:
+        """:meth:`items` from a request: :class:`BrokerUnavailable` when the store does not
+        answer in time."""
+        ...
+
 
 class JobQueue(Protocol):
     """What routes use to run work in the background; ``backend.py`` implements it."""
