@@ -168,13 +168,13 @@ class RabbitMQServer:
 
     def start(self, timeout: float = 60) -> RabbitMQServer:
         env = self.env()
-        # The generated compose file replaces the default guest user the same way.
+        # The generated compose file replaces the default guest user the same way; the
+        # heartbeat is RabbitMQ's default (60 s), as in compose's image.
         (self.dir / "rabbitmq.conf").write_text(
             f"listeners.tcp.1 = 127.0.0.1:{self.port}\n"
             "loopback_users = none\n"
             f"default_user = {self.user}\n"
             f"default_pass = {self.password}\n"
-            "heartbeat = 10\n"
         )
         if self.epmd is None or self.epmd.poll() is not None:
             self.epmd = subprocess.Popen(
