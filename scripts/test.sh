@@ -31,7 +31,7 @@ log "running the test suite"
 # the cores sit about half idle.
 workers=$(( $(nproc) * 2 ))
 status=0
-uv run pytest -n "$workers" --dist worksteal "$@" || status=$?
+uv run pytest -n "$workers" --dist worksteal --durations=20 "$@" || status=$?
 if [ "$status" -eq 5 ]; then
     echo "pytest collected no tests: that is a failure, not a pass" >&2
     exit 1
