@@ -12,8 +12,8 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
@@ -174,6 +174,15 @@ def bench_noop() -> float:
 # --- Periodic jobs -------------------------------------------------------------
 
 
+def _positive(value: object) -> bool:
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and math.isfinite(value)
+        and value > 0
+    )
+
+
 @dataclass(frozen=True)
 class Every:
     """Run every ``seconds``, on slots aligned to the Unix epoch (``floor(t / s) * s``)."""
@@ -181,28 +190,138 @@ class Every:
     seconds: float
 
     def __post_init__(self) -> None:
-        if not self.seconds > 0:
+        if not _positive(self.seconds):
             raise ValueError(f"Every(seconds) needs a positive interval, got {self.seconds!r}")
 
     def slot(self, now: datetime) -> datetime:
         start = math.floor(now.timestamp() / self.seconds) * self.seconds
         return datetime.fromtimestamp(start, tz=UTC)
 
+    def next_run(self, after: datetime) -> datetime:
+        """The first slot strictly after ``after``."""
+        return self.slot(after) + timedelta(seconds=self.seconds)
+
+    def __str__(self) -> str:
+        return f"every {self.seconds:g} s"
+
+
+_MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+_DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
+# (name, lowest, highest, names)
+_FIELDS = (
+    ("minute", 0, 59, None),
+    ("hour", 0, 23, None),
+    ("day of month", 1, 31, None),
+    ("month", 1, 12, _MONTHS),
+    ("day of week", 0, 7, _DAYS),
+)
+
+
+def _cron_value(text: str, field: tuple[str, int, int, list[str] | None]) -> int:
+    label, low, high, names = field
+    lowered = text.lower()
+    if names and lowered in names:
+        return names.index(lowered) + (1 if label == "month" else 0)
+    if not text.isdigit():
+        raise ValueError(f"{label}: {text!r} is not a number" + (" or a name" if names else ""))
+    value = int(text)
+    if not low <= value <= high:
+        raise ValueError(f"{label}: {value} is outside {low}-{high}")
+    return value
+
+
+def _cron_field(text: str, field: tuple[str, int, int, list[str] | None]) -> frozenset[int]:
+    label, low, high, _ = field
+    values: set[int] = set()
+    for part in text.split(","):
+        spec, _, step_text = part.partition("/")
+        step = 1
+        if step_text:
+            if not step_text.isdigit() or int(step_text) == 0:
+                raise ValueError(f"{label}: step {step_text!r} must be a number > 0")
+            step = int(step_text)
+        if spec == "*":
+            first, last = low, high
+        elif "-" in spec:
+            a, _, b = spec.partition("-")
+            first, last = _cron_value(a, field), _cron_value(b, field)
+            if first > last:
+                raise ValueError(f"{label}: range {spec!r} runs backwards")
+        else:
+            first = _cron_value(spec, field)
+            last = high if step_text else first
+        values.update(range(first, last + 1, step))
+    if label == "day of week" and 7 in values:  # 0 and 7 are both Sunday
+        values = (values - {7}) | {0}
+    return frozenset(values)
+
 
 @dataclass(frozen=True)
 class Cron:
-    """Run on a 5-field cron expression (minute hour day-of-month month day-of-week), UTC."""
+    """Run on a standard 5-field cron expression (minute hour day-of-month month
+    day-of-week), in UTC, with the same meaning on every tier: day of week 0 and 7 are
+    Sunday, names (``sun``, ``jan``) are allowed, and when both day fields are restricted
+    a day matching either runs (as cron does). A bad expression raises ``ValueError``
+    naming it, when declared."""
 
     expression: str
+    _fields: tuple[frozenset[int], ...] = field(init=False, repr=False, compare=False)
+    _either_day: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if len(self.expression.split()) != 5:
+        parts = self.expression.split() if isinstance(self.expression, str) else []
+        if len(parts) != 5:
             raise ValueError(
-                f"Cron needs 5 fields (minute hour day month weekday), got {self.expression!r}"
+                f"Cron({self.expression!r}): needs 5 fields (minute hour day month weekday)"
             )
+        try:
+            parsed = tuple(_cron_field(text, f) for text, f in zip(parts, _FIELDS, strict=True))
+        except ValueError as exc:
+            raise ValueError(f"Cron({self.expression!r}): {exc}") from None
+        object.__setattr__(self, "_fields", parsed)
+        # Both day fields restricted: a day matching either one runs (cron's rule).
+        object.__setattr__(
+            self, "_either_day", not parts[2].startswith("*") and not parts[4].startswith("*")
+        )
+        if self._next_day(datetime(2000, 1, 1, tzinfo=UTC).date(), years=8) is None:
+            raise ValueError(f"Cron({self.expression!r}): never runs (no such date)")
+
+    def _day_matches(self, day: date) -> bool:
+        _, _, days, months, weekdays = self._fields
+        if day.month not in months:
+            return False
+        by_date = day.day in days
+        by_weekday = (day.isoweekday() % 7) in weekdays
+        return (by_date or by_weekday) if self._either_day else (by_date and by_weekday)
+
+    def _next_day(self, day: date, years: int = 8) -> date | None:
+        for offset in range(366 * years):
+            candidate = day + timedelta(days=offset)
+            if self._day_matches(candidate):
+                return candidate
+        return None
 
     def slot(self, now: datetime) -> datetime:
         return now.astimezone(UTC).replace(second=0, microsecond=0)
+
+    def next_run(self, after: datetime) -> datetime:
+        """The first minute matching the expression strictly after ``after`` (UTC)."""
+        minutes, hours = self._fields[0], self._fields[1]
+        start = after.astimezone(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
+        day: date | None = start.date()
+        while True:
+            day = self._next_day(day) if day is not None else None
+            if day is None:  # refused when declared
+                raise ValueError(f"Cron({self.expression!r}) never runs")
+            for hour in sorted(hours):
+                for minute in sorted(minutes):
+                    candidate = datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
+                    if candidate >= start:
+                        return candidate
+            day += timedelta(days=1)
+
+    def __str__(self) -> str:
+        return f"cron {self.expression!r} (UTC)"
 
 
 Schedule = Every | Cron
@@ -233,6 +352,13 @@ def periodic(schedule: Schedule) -> Callable[[Callable[[str], R]], Task[[str], R
         return declared
 
     return declare
+
+
+def next_runs(now: datetime | None = None) -> list[tuple[Periodic, datetime]]:
+    """Every periodic job with its next run (``GET /schedules``; every tier's scheduler
+    takes its due times from the same ``next_run``)."""
+    moment = now or utcnow()
+    return [(p, p.schedule.next_run(moment)) for p in PERIODIC.values()]
 
 
 class History(Protocol):

@@ -1,0 +1,26 @@
+"""Periodic jobs and their next runs: ``GET /schedules``."""
+
+from datetime import datetime
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from ..job_model import next_runs
+
+router = APIRouter(prefix="/schedules", tags=["jobs"])
+
+
+class ScheduleOut(BaseModel):
+    task: str
+    schedule: str
+    next_run: datetime  # ISO 8601, UTC
+
+
+@router.get("")
+async def schedules() -> list[ScheduleOut]:
+    """Every periodic job (``@periodic`` in ``tasks/``) with its next run, from the same
+    function the scheduler takes its due times from."""
+    return [
+        ScheduleOut(task=p.task.name, schedule=str(p.schedule), next_run=when)
+        for p, when in next_runs()
+    ]
