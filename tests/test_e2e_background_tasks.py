@@ -81,18 +81,27 @@ def test_welcome_email_runs_to_finished(api: tuple[httpx.Client, Process]) -> No
     assert body["error"] is None
 
 
-def test_report_is_seen_started_then_finished(api: tuple[httpx.Client, Process]) -> None:
+def test_report_is_seen_started_then_finished(
+    api: tuple[httpx.Client, Process], interval_project: tuple[Path, str, str]
+) -> None:
     client, _ = api
+    package = interval_project[2]
     job_id = client.post("/examples/report", json={"seconds": 1.5}).json()["job_id"]
     assert job_status(client, job_id)["status"] in ("queued", "started")
     wait_for(lambda: job_status(client, job_id)["status"] == "started", 5, what="started")
     body = _settled(client, job_id)
+    times = {k: body.pop(k) for k in ("enqueued_at", "started_at", "ended_at")}
     assert body == {
         "job_id": job_id,
         "status": "finished",
         "result": {"attempts": 1, "seconds": 1.5},
         "error": None,
+        "task": f"{package}.tasks.examples.build_report",
+        "queue": "default",
+        "attempts": 1,
     }
+    enqueued, started, ended = (datetime.fromisoformat(times[k]) for k in times)
+    assert enqueued <= started and (ended - started).total_seconds() >= 1.5
 
 
 def test_a_failing_job_is_failed_with_its_error_and_the_api_goes_on(

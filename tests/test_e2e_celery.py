@@ -319,7 +319,7 @@ body = ((SideEffect(),), {}, {"callbacks": None, "errbacks": None, "chain": None
 with Connection(broker_url) as connection:
     producer = connection.Producer(serializer="pickle")
     producer.publish(
-        body, exchange=Exchange("celery", type="direct"), routing_key="celery",
+        body, exchange=Exchange("default", type="direct"), routing_key="default",
         headers=headers, correlation_id=task_id,
     )
 print(task_id)

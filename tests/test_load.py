@@ -184,17 +184,21 @@ class Stack:
         assert self.redis is not None
         if self.project.tier == "rq":
             r = redis.Redis.from_url(self.redis.url)
-            return {
-                "queued": r.llen("rq:queue:default"),
+            # Every RQ queue the project's tasks use (RQ lists them in rq:queues).
+            names = sorted(k.decode().removeprefix("rq:queue:") for k in r.smembers("rq:queues"))
+            counts = {"queued": 0, "dequeued": 0, "started": 0, "scheduled": 0, "failed": 0}
+            for name in names or ["default"]:
+                counts["queued"] += r.llen(f"rq:queue:{name}")
                 # Taken off the queue by a worker that died before it started the job.
-                "dequeued": r.llen("rq:queue:default:intermediate"),
-                "started": r.zcard("rq:wip:default"),
-                "scheduled": r.zcard("rq:scheduled:default"),
-                "failed": r.zcard("rq:failed:default"),
-            }
+                counts["dequeued"] += r.llen(f"rq:queue:{name}:intermediate")
+                counts["started"] += r.zcard(f"rq:wip:{name}")
+                counts["scheduled"] += r.zcard(f"rq:scheduled:{name}")
+                counts["failed"] += r.zcard(f"rq:failed:{name}")
+            return counts
         if self.project.tier == "celery-redis":
             r = redis.Redis.from_url(self.redis.url)
-            return {"queued": r.llen("celery"), "unacked": r.hlen("unacked")}
+            # The project's tasks use the queue "default" (kombu's Redis list of that name).
+            return {"queued": r.llen("default"), "unacked": r.hlen("unacked")}
         assert self.rabbitmq is not None
         listed = run(
             [str(RABBITMQCTL), "-q", "-n", self.rabbitmq.node, "list_queues", "name", "messages"],
@@ -203,7 +207,7 @@ class Stack:
             timeout=60,
         )
         queues = dict(line.split("\t") for line in listed.stdout.splitlines() if "\t" in line)
-        return {"queued or unacked": int(queues.get("celery", 0))}
+        return {"queued or unacked": int(queues.get("default", 0))}
 
     def pending_work(self) -> dict[str, int]:
         """Jobs that could still run (a failed job in RQ's registry will not)."""

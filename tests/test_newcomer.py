@@ -28,12 +28,12 @@ from terminal import ENTER, Terminal
 CONFIGS: dict[str, dict[str, Any]] = {
     "background_tasks": {"scheduling": "interval"},
     "rq": {"loss_tolerable": False, "task_backend": "rq", "scheduling": "interval",
-           "monitoring": True},
+           "monitoring": True, "cpu_heavy": True},
     "celery-redis": {"loss_tolerable": False, "task_backend": "celery", "scheduling": "cron",
-                     "monitoring": True},
+                     "monitoring": True, "cpu_heavy": True},
     "celery-rabbitmq": {"loss_tolerable": False, "task_backend": "celery",
                         "celery_broker": "rabbitmq", "scheduling": "interval",
-                        "monitoring": True},
+                        "monitoring": True, "cpu_heavy": True},
 }  # fmt: skip
 
 #: The package name of a project called "Acme Orders" (the README command's default is
@@ -75,10 +75,23 @@ def procfile(project: Path) -> dict[str, str]:
     return {name.strip(): command.strip() for name, command in entries}
 
 
+#: Settings a compose service sets for itself; its Procfile line sets them before the command.
+OWN_SETTINGS = ("WORKER_QUEUES", "WORKER_CONCURRENCY")
+
+
+def procfile_line(service: dict[str, Any]) -> str:
+    own = [
+        f"{name}={service['environment'][name]}"
+        for name in OWN_SETTINGS
+        if name in service.get("environment", {})
+    ]
+    return " ".join([*own, service["command"]])
+
+
 def test_the_procfile_runs_each_compose_service_with_its_command(project: Path) -> None:
     services = compose_services(project)
     commands = {
-        name: service["command"]
+        name: procfile_line(service)
         for name, service in services.items()
         if name not in ("redis", "rabbitmq")
     }

@@ -50,15 +50,27 @@ PAIRS: list[dict[str, Any]] = [
     {"include_examples": False, "scheduling": "cron"},
     # The lint and image target follows python_version while scheduling adds a dependency.
     {"python_version": "3.13", "scheduling": "cron"},
-    # Celery: each broker, then Flower with cron Beat, then Beat with no example job.
+    # Celery: each broker (RabbitMQ with a `cpu` worker), then Flower with cron Beat, then
+    # Beat with no example job.
     {"task_backend": "celery", "celery_broker": "redis"},
-    {"task_backend": "celery", "celery_broker": "rabbitmq", "scheduling": "interval"},
+    {
+        "task_backend": "celery",
+        "celery_broker": "rabbitmq",
+        "scheduling": "interval",
+        "cpu_heavy": True,
+    },
     {"task_backend": "celery", "monitoring": True, "scheduling": "cron", "ci": "none"},
     {"task_backend": "celery", "include_examples": False, "scheduling": "interval"},
-    # RQ: alone, with the dashboard and an interval scheduler, with a cron scheduler and
-    # nothing optional, and with the newest Python.
+    # RQ: alone, with the dashboard, a `cpu` worker and an interval scheduler, with a cron
+    # scheduler and nothing optional, and with the newest Python.
     {"loss_tolerable": False, "task_backend": "rq"},
-    {"needs_retries": True, "task_backend": "rq", "scheduling": "interval", "monitoring": True},
+    {
+        "needs_retries": True,
+        "task_backend": "rq",
+        "scheduling": "interval",
+        "monitoring": True,
+        "cpu_heavy": True,
+    },
     {
         "loss_tolerable": False,
         "task_backend": "rq",
@@ -213,7 +225,15 @@ def _check_durable_compose(tier: str, answers: dict[str, Any], services: dict[st
     expected |= {"scheduler"} if scheduling != "none" else set()
     expected |= {"dashboard"} if answers.get("monitoring") else set()
     expected |= {"rabbitmq"} if rabbitmq else set()
+    expected |= {"worker-cpu"} if answers.get("cpu_heavy") else set()
     assert set(services) == expected
+    if answers.get("cpu_heavy"):
+        # CPU-bound jobs on a worker of their own, the same command on the `cpu` queue.
+        assert services["worker-cpu"]["command"] == services["worker"]["command"]
+        assert services["worker-cpu"]["environment"]["WORKER_QUEUES"] == "cpu"
+        assert services["worker"]["environment"]["WORKER_QUEUES"] == "default"
+    else:
+        assert "WORKER_QUEUES" not in services["worker"].get("environment", {})
     # One image for every app process, each restarted when it exits.
     assert len({services[name]["image"] for name in expected - {"redis", "rabbitmq"}}) == 1
     assert all(services[name]["restart"] == "unless-stopped" for name in expected)

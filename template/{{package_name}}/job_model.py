@@ -7,8 +7,10 @@ Nothing in this module depends on the tier: ``backend.py`` implements the queue,
 from __future__ import annotations
 
 import contextvars
+import copy
 import json
 import math
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,14 +32,29 @@ class JobStatus(StrEnum):
     RETRYING = "retrying"
     FINISHED = "finished"
     FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+#: Statuses no execution changes any more (``queue.retry`` starts a failed job again).
+FINAL = frozenset({JobStatus.FINISHED, JobStatus.FAILED, JobStatus.CANCELLED})
+#: Statuses of a job not running yet: ``queue.cancel`` takes these.
+CANCELLABLE = frozenset({JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.RETRYING})
 
 
 @dataclass(frozen=True)
 class JobInfo:
+    """A job as ``GET /jobs/{id}`` shows it; times are UTC, ``None`` when unknown."""
+
     job_id: str
     status: JobStatus
     result: Any = None
     error: str | None = None
+    task: str | None = None
+    queue: str | None = None
+    attempts: int = 0  # executions started so far
+    enqueued_at: datetime | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
 
 
 class BrokerUnavailable(Exception):
@@ -53,6 +70,40 @@ class BrokerUnavailable(Exception):
 
 class JobNotFound(LookupError):
     """No job with this id was enqueued (or it has expired)."""
+
+
+class JobNotCancellable(Exception):
+    """The job has started or ended: only a job not running yet can be cancelled."""
+
+
+class JobNotRetryable(Exception):
+    """Only a failed job can be retried."""
+
+
+class InvalidJobOption(ValueError):
+    """A task option or a job query out of range (a negative delay, a bad job id ...).
+
+    Raised where the bad value is given; routes answer 422 with its message.
+    """
+
+
+#: Job ids (generated or chosen by the caller) are made of these on every tier.
+JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+#: Queue names: lower-case letters, digits, ``_`` and ``-`` (safe as Redis keys and AMQP
+#: queue names alike).
+QUEUE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+#: The queue of a task that names none.
+DEFAULT_QUEUE = "default"
+#: The longest delay ``Task.options`` takes (a year).
+MAX_DELAY_SECONDS = 366 * 24 * 3600
+
+
+def check_job_id(job_id: str) -> str:
+    if not isinstance(job_id, str) or not JOB_ID.fullmatch(job_id):
+        raise InvalidJobOption(
+            f"job_id must be 1 to 128 letters, digits, '_' or '-', got {job_id!r}"
+        )
+    return job_id
 
 
 class TransientError(Exception):
@@ -72,6 +123,7 @@ class JobContext:
 
     job_id: str
     attempt: int  # executions started so far, this one included (1 on the first run)
+    task: str = ""
 
 
 _current_job: contextvars.ContextVar[JobContext] = contextvars.ContextVar("current_job")
@@ -107,7 +159,9 @@ class Task(Generic[P, R]):
     """A function declared as a background task with :func:`task`.
 
     Calling it runs the function inline (handy in tests); enqueue it with
-    ``await queue.enqueue(the_task, *args, **kwargs)`` to run it in the background.
+    ``await queue.enqueue(the_task, *args, **kwargs)`` to run it in the background, or
+    ``the_task.options(delay=..., job_id=...)`` in its place for a delayed job or a job id
+    of your choosing.
     """
 
     def __init__(
@@ -115,10 +169,36 @@ class Task(Generic[P, R]):
         func: Callable[P, R],
         name: str,
         retry_for: tuple[type[BaseException], ...],
+        max_retries: int | None = None,
+        timeout: float | None = None,
+        queue: str = DEFAULT_QUEUE,
     ) -> None:
+        if not isinstance(retry_for, tuple) or not all(
+            isinstance(e, type) and issubclass(e, BaseException) for e in retry_for
+        ):
+            raise InvalidJobOption(f"task {name}: retry_for must be a tuple of exception classes")
+        if max_retries is not None and (
+            isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0
+        ):
+            raise InvalidJobOption(
+                f"task {name}: max_retries must be a whole number >= 0, got {max_retries!r}"
+            )
+        if timeout is not None and not _positive(timeout):
+            raise InvalidJobOption(f"task {name}: timeout must be seconds > 0, got {timeout!r}")
+        if not isinstance(queue, str) or not QUEUE_NAME.fullmatch(queue):
+            raise InvalidJobOption(
+                f"task {name}: queue must be 1 to 64 lower-case letters, digits, '_' or '-' "
+                f"(starting with a letter or digit), got {queue!r}"
+            )
         self.func = func
         self.name = name
         self.retry_for = retry_for
+        self.max_retries = max_retries
+        self.timeout = timeout
+        self.queue = queue
+        #: Set by :meth:`options` on the copy it returns.
+        self.delay: float = 0.0
+        self.job_id: str | None = None
         self.__doc__ = func.__doc__
         self.__wrapped__ = func
 
@@ -127,6 +207,45 @@ class Task(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<task {self.name}>"
+
+    def options(self, *, delay: float = 0, job_id: str | None = None) -> Task[P, R]:
+        """This task bound to options for one enqueue.
+
+        ``delay``: seconds from now before the job may run (status ``scheduled`` until
+        then). ``job_id``: the job's id, chosen by the caller (``[A-Za-z0-9_-]{1,128}``):
+        an enqueue with an id already known enqueues nothing and returns that id, so a
+        client's retry of the same request cannot run the work twice.
+        :class:`InvalidJobOption` for a value out of range.
+        """
+        if (
+            isinstance(delay, bool)
+            or not isinstance(delay, int | float)
+            or not (math.isfinite(delay) and 0 <= delay <= MAX_DELAY_SECONDS)
+        ):
+            raise InvalidJobOption(
+                f"delay must be seconds from 0 to {MAX_DELAY_SECONDS}, got {delay!r}"
+            )
+        bound = copy.copy(self)
+        bound.delay = float(delay)
+        bound.job_id = check_job_id(job_id) if job_id is not None else None
+        return bound
+
+    def timeout_or(self, default: float) -> float:
+        """Seconds one execution may run: the task's own timeout, or ``default``."""
+        return self.timeout if self.timeout is not None else default
+
+    def max_retries_or(self, default: int) -> int:
+        """Retries after the first execution: the task's own count, or ``default``."""
+        return self.max_retries if self.max_retries is not None else default
+
+
+def _positive(value: object) -> bool:
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and math.isfinite(value)
+        and value > 0
+    )
 
 
 #: Every declared task by name. Workers look tasks up here, never by pickled reference.
@@ -137,7 +256,12 @@ TASKS: dict[str, Task[Any, Any]] = {}
 def task(func: Callable[P, R], /) -> Task[P, R]: ...
 @overload
 def task(
-    *, name: str | None = None, retry_for: tuple[type[BaseException], ...] = (TransientError,)
+    *,
+    name: str | None = None,
+    retry_for: tuple[type[BaseException], ...] = (TransientError,),
+    max_retries: int | None = None,
+    timeout: float | None = None,
+    queue: str = DEFAULT_QUEUE,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 def task(
     func: Callable[P, R] | None = None,
@@ -145,11 +269,19 @@ def task(
     *,
     name: str | None = None,
     retry_for: tuple[type[BaseException], ...] = (TransientError,),
+    max_retries: int | None = None,
+    timeout: float | None = None,
+    queue: str = DEFAULT_QUEUE,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Declare a background task, once, for every tier.
 
-    ``retry_for`` lists the exceptions worth retrying on tiers that retry.
-    Arguments and results must be JSON-serializable.
+    ``retry_for``: the exceptions worth retrying (on tiers that retry).
+    ``max_retries``: retries after the first execution (default ``JOB_MAX_RETRIES``).
+    ``timeout``: seconds one execution may run (default ``JOB_TIMEOUT_SECONDS``); past it
+    the job fails, not retried, with "TimeoutError: timed out after N s".
+    ``queue``: the queue its jobs go to; workers consume the queues of ``WORKER_QUEUES``.
+    Arguments and results must be JSON-serializable. A bad option raises
+    :class:`InvalidJobOption` at import, naming the task.
     """
 
     def declare(f: Callable[P, R]) -> Task[P, R]:
@@ -157,11 +289,35 @@ def task(
         existing = TASKS.get(task_name)
         if existing is not None and existing.func is not f:
             raise ValueError(f"two tasks are named {task_name!r}; pass name=... to one of them")
-        declared = Task(f, task_name, retry_for)
+        declared = Task(f, task_name, retry_for, max_retries, timeout, queue)
         TASKS[task_name] = declared
         return declared
 
     return declare(func) if func is not None else declare
+
+
+def longest_timeout(default: float) -> float:
+    """The longest time one execution of any declared task may run: the brokers'
+    redelivery timers (RQ's heartbeat, Redis's visibility timeout, RabbitMQ's consumer
+    timeout) must outlast it, or a long job is delivered twice."""
+    return max([default, *(t.timeout for t in TASKS.values() if t.timeout is not None)])
+
+
+def declared_queues() -> list[str]:
+    """Every queue a declared task uses, ``default`` first."""
+    names = {t.queue for t in TASKS.values()} | {DEFAULT_QUEUE}
+    return sorted(names, key=lambda n: (n != DEFAULT_QUEUE, n))
+
+
+def worker_queues(setting: str) -> list[str]:
+    """The queues a worker consumes: ``WORKER_QUEUES`` (comma-separated), or every
+    declared queue when it is empty. A name no task uses is kept (its tasks may be
+    declared in another deployment) but must be a valid queue name."""
+    names = [n.strip() for n in setting.split(",") if n.strip()]
+    for n in names:
+        if not QUEUE_NAME.fullmatch(n):
+            raise InvalidJobOption(f"WORKER_QUEUES: {n!r} is not a valid queue name")
+    return list(dict.fromkeys(names)) or declared_queues()
 
 
 @task(name="bench.noop")
@@ -172,15 +328,6 @@ def bench_noop() -> float:
 
 
 # --- Periodic jobs -------------------------------------------------------------
-
-
-def _positive(value: object) -> bool:
-    return (
-        not isinstance(value, bool)
-        and isinstance(value, int | float)
-        and math.isfinite(value)
-        and value > 0
-    )
 
 
 @dataclass(frozen=True)
@@ -374,15 +521,48 @@ class History(Protocol):
         ...
 
 
+#: ``queue.jobs(limit=...)`` takes 1 to this many.
+MAX_LIST_LIMIT = 500
+
+
+def check_list_query(status: JobStatus | str | None, limit: int) -> JobStatus | None:
+    """Validate ``queue.jobs`` arguments: :class:`InvalidJobOption` when out of range."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST_LIMIT:
+        raise InvalidJobOption(f"limit must be 1 to {MAX_LIST_LIMIT}, got {limit!r}")
+    if status is None:
+        return None
+    try:
+        return JobStatus(status)
+    except ValueError:
+        raise InvalidJobOption(
+            f"status must be one of {', '.join(s.value for s in JobStatus)}, got {status!r}"
+        ) from None
+
+
 class JobQueue(Protocol):
     """What routes use to run work in the background; ``backend.py`` implements it."""
 
     async def enqueue(self, task: Task[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> str:
-        """Queue ``task(*args, **kwargs)``; returns the job id."""
+        """Queue ``task(*args, **kwargs)`` (or a ``task.options(...)``); returns the job id.
+        With a caller-chosen id already known: that id, and nothing new is enqueued."""
         ...
 
     async def status(self, job_id: str) -> JobInfo:
-        """The job's status; :class:`JobNotFound` for an unknown id."""
+        """The job; :class:`JobNotFound` for an unknown id."""
+        ...
+
+    async def cancel(self, job_id: str) -> JobInfo:
+        """Cancel a job not started yet: it never runs. :class:`JobNotFound`, or
+        :class:`JobNotCancellable` once it has started or ended."""
+        ...
+
+    async def retry(self, job_id: str) -> str:
+        """Run a failed job again, same id and arguments (attempts keep counting).
+        :class:`JobNotFound`, or :class:`JobNotRetryable` when it has not failed."""
+        ...
+
+    async def jobs(self, status: JobStatus | None = None, limit: int = 50) -> list[JobInfo]:
+        """Known jobs, newest first (by ``enqueued_at``), optionally of one status."""
         ...
 
     async def check_ready(self) -> None:
@@ -392,3 +572,8 @@ class JobQueue(Protocol):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def timed_out(seconds: float) -> str:
+    """The error of an execution stopped at its timeout, the same on every tier."""
+    return f"TimeoutError: timed out after {seconds:g} s"

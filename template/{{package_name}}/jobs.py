@@ -9,15 +9,19 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from .backend import history, job_queue, lifespan
 from .job_model import (
+    DEFAULT_QUEUE,
     PERIODIC,
     TASKS,
     BrokerUnavailable,
     Cron,
     Every,
     History,
+    InvalidJobOption,
     JobContext,
     JobInfo,
+    JobNotCancellable,
     JobNotFound,
+    JobNotRetryable,
     JobQueue,
     JobStatus,
     NotJSONSerializable,
@@ -51,15 +55,19 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "DEFAULT_QUEUE",
     "PERIODIC",
     "TASKS",
     "BrokerUnavailable",
     "Cron",
     "Every",
     "History",
+    "InvalidJobOption",
     "JobContext",
     "JobInfo",
+    "JobNotCancellable",
     "JobNotFound",
+    "JobNotRetryable",
     "JobQueue",
     "JobQueueDep",
     "JobStatus",

@@ -6,7 +6,7 @@ from fastapi.responses import JSONResponse
 from . import tasks
 from .body_limit import BodyLimit
 from .config import get_settings
-from .jobs import BrokerUnavailable, lifespan
+from .jobs import BrokerUnavailable, InvalidJobOption, lifespan
 from .logs import configure_logging
 from .routes import all_routers
 
@@ -20,12 +20,19 @@ async def broker_unavailable(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def invalid_job_option(request: Request, exc: Exception) -> JSONResponse:
+    """A task option or job query out of range (``options(delay=-1)``, a bad job id or
+    status filter): 422 naming the value; nothing was enqueued."""
+    return JSONResponse(status_code=422, content={"detail": str(exc)})
+
+
 def create_app() -> FastAPI:
     settings = get_settings()
     configure_logging(settings.log_level)
     tasks.discover()  # import every task module, so periodic jobs are declared
     app = FastAPI(title=settings.app_title, lifespan=lifespan)
     app.add_exception_handler(BrokerUnavailable, broker_unavailable)
+    app.add_exception_handler(InvalidJobOption, invalid_job_option)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     for router in all_routers():
         app.include_router(router)

@@ -1,17 +1,28 @@
-"""Job status: ``GET /jobs/{job_id}``."""
+"""Jobs: ``GET /jobs`` (the list), ``GET /jobs/{job_id}``, ``DELETE /jobs/{job_id}`` (cancel)
+and ``POST /jobs/{job_id}/retry``."""
 
-import re
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path
+from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel
 
-from ..jobs import JobNotFound, JobQueueDep, JobStatus
+from ..job_model import JOB_ID, MAX_LIST_LIMIT, check_list_query
+from ..jobs import (
+    JobInfo,
+    JobNotCancellable,
+    JobNotFound,
+    JobNotRetryable,
+    JobQueueDep,
+    JobStatus,
+)
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
-#: Job ids are made of these on every tier (RQ refuses to look up any other).
-JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+JobId = Annotated[str, Path(description="The id the enqueue answered")]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such job (never enqueued, or expired)"}
+}
 
 
 class JobOut(BaseModel):
@@ -19,14 +30,88 @@ class JobOut(BaseModel):
     status: JobStatus
     result: Any = None
     error: str | None = None
+    task: str | None = None
+    queue: str | None = None
+    attempts: int = 0
+    enqueued_at: datetime | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+
+    @classmethod
+    def of(cls, info: JobInfo) -> "JobOut":
+        return cls(
+            job_id=info.job_id,
+            status=info.status,
+            result=info.result,
+            error=info.error,
+            task=info.task,
+            queue=info.queue,
+            attempts=info.attempts,
+            enqueued_at=info.enqueued_at,
+            started_at=info.started_at,
+            ended_at=info.ended_at,
+        )
 
 
-@router.get("/{job_id}", responses={404: {"description": "No such job"}})
-async def job_status(job_id: Annotated[str, Path(max_length=128)], queue: JobQueueDep) -> JobOut:
+class JobList(BaseModel):
+    jobs: list[JobOut]
+
+
+class Accepted(BaseModel):
+    job_id: str
+
+
+def _known_form(job_id: str) -> str:
     if not JOB_ID.fullmatch(job_id):  # never enqueued: the same 404 as any unknown id
         raise HTTPException(status_code=404, detail=f"no job {job_id!r}")
+    return job_id
+
+
+@router.get("", responses={422: {"description": "Unknown status or limit out of range"}})
+async def list_jobs(
+    queue: JobQueueDep,
+    status: Annotated[str | None, Query(description="Only jobs of this status")] = None,
+    limit: Annotated[int, Query(description=f"1 to {MAX_LIST_LIMIT}")] = 50,
+) -> JobList:
+    """Known jobs, newest first. Durable tiers keep failed and cancelled jobs
+    FAILED_JOB_TTL_SECONDS; the in-process tier as long as its registry holds them."""
+    wanted = check_list_query(status, limit)  # InvalidJobOption: 422 naming the value
+    return JobList(jobs=[JobOut.of(info) for info in await queue.jobs(wanted, limit)])
+
+
+@router.get("/{job_id}", responses=NOT_FOUND)
+async def job_status(job_id: JobId, queue: JobQueueDep) -> JobOut:
     try:
-        info = await queue.status(job_id)
+        return JobOut.of(await queue.status(_known_form(job_id)))
     except JobNotFound:
         raise HTTPException(status_code=404, detail=f"no job {job_id!r}") from None
-    return JobOut(job_id=info.job_id, status=info.status, result=info.result, error=info.error)
+
+
+@router.delete(
+    "/{job_id}", responses={**NOT_FOUND, 409: {"description": "Started or finished already"}}
+)
+async def cancel_job(job_id: JobId, queue: JobQueueDep) -> JobOut:
+    """Cancel a job that has not started: it never runs."""
+    try:
+        return JobOut.of(await queue.cancel(_known_form(job_id)))
+    except JobNotFound:
+        raise HTTPException(status_code=404, detail=f"no job {job_id!r}") from None
+    except JobNotCancellable as exc:
+        detail = str(exc) or "it has started or ended; only a job not running yet can be cancelled"
+        raise HTTPException(status_code=409, detail=f"job {job_id!r}: {detail}") from None
+
+
+@router.post(
+    "/{job_id}/retry",
+    status_code=202,
+    responses={**NOT_FOUND, 409: {"description": "The job has not failed"}},
+)
+async def retry_job(job_id: JobId, queue: JobQueueDep) -> Accepted:
+    """Run a failed job again: same id and arguments; its attempts keep counting."""
+    try:
+        return Accepted(job_id=await queue.retry(_known_form(job_id)))
+    except JobNotFound:
+        raise HTTPException(status_code=404, detail=f"no job {job_id!r}") from None
+    except JobNotRetryable as exc:
+        detail = str(exc) or "only a failed job can be retried"
+        raise HTTPException(status_code=409, detail=f"job {job_id!r}: {detail}") from None

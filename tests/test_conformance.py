@@ -1,0 +1,409 @@
+"""One behavioural spec of the job API, run over HTTP against every tier and broker.
+
+Each tier's project is rendered, given the conformance tasks and route
+(``tests/conformance_app.py``), and run as compose runs it: the ``api``, ``worker`` and
+scheduler commands as local processes (``uv run <command>``) against real Redis and
+RabbitMQ servers. The spec then drives it only through HTTP and reads what ran from the
+tasks' own execution file:
+
+- task options: a per-task ``timeout`` below and above JOB_TIMEOUT_SECONDS, ``max_retries``
+  (two retries where the default is none), a non-retryable error, a per-task ``queue``
+  that only a worker consuming it (``WORKER_QUEUES``) runs;
+- ``options(delay=...)``: ``scheduled`` until due, then run once, no sooner;
+- ``options(job_id=...)``: 20 concurrent enqueues of one id run one job, also when repeated;
+- ``DELETE /jobs/{id}``: a delayed job and a job waiting on a queue nobody consumes are
+  cancelled and never run, also across worker restarts; a finished job is 409, unknown 404;
+- ``GET /jobs?status=failed`` newest first, ``POST /jobs/{id}/retry`` (attempts keep counting);
+- bad input (a negative delay, a job id outside the charset, an unknown status, a limit out of
+  range): 422 naming the value, nothing enqueued;
+- ``GET /schedules``: a weekday cron runs on Sunday;
+- durable tiers: a delayed job survives ``kill -9`` of the API and the worker.
+
+A difference between tiers is a bug or a documented refusal. The refusals, all of the
+in-process tier (background_tasks) and written in its docs: it runs a task once (no
+retries), runs every queue in the API process, and loses delayed jobs on a restart.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from conformance_app import (
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+    FLAKY_RETRIES,
+    LONG_SLEEP,
+    OTHER_QUEUE,
+    SHORT_TIMEOUT,
+    add_conformance_app,
+    runs_of,
+)
+from helpers import Process, compose_services, free_port, servers_env, uv_sync, wait_for
+from loadgen import Api, Workers
+
+pytestmark = pytest.mark.e2e
+
+TIERS: dict[str, dict[str, Any]] = {
+    "background_tasks": {"task_backend": "background_tasks"},
+    "rq": {"task_backend": "rq"},
+    "celery-redis": {"task_backend": "celery", "celery_broker": "redis"},
+    "celery-rabbitmq": {"task_backend": "celery", "celery_broker": "rabbitmq"},
+}
+FINAL = ("finished", "failed", "cancelled")
+SETTLE = 60  # s: the longest any job here may take to settle on a 2-core machine under load
+DELAY = 4  # s: the delayed jobs' delay
+
+
+class Stack:
+    """A project's compose processes on fresh servers, and the tasks' execution file."""
+
+    def __init__(self, tier: str, request: pytest.FixtureRequest, copie: Any, logs: Path) -> None:
+        self.tier, self.logs = tier, logs
+        self.durable = tier != "background_tasks"
+        answers = {"project_name": "Acme Orders", "scheduling": "cron", **TIERS[tier]}
+        if self.durable:
+            answers["loss_tolerable"] = False
+        result = copie.copy(extra_answers=answers)
+        assert result.exit_code == 0, result.exception
+        self.path: Path = result.project_dir
+        add_conformance_app(self.path, result.answers["package_name"])
+        uv_sync(self.path)
+        self.services = compose_services(self.path)
+        self.file = logs / "executions.jsonl"
+        self.env = {
+            **servers_env(request, result.answers["task_backend"], result.answers),
+            "JOB_TIMEOUT_SECONDS": str(DEFAULT_TIMEOUT),
+            "JOB_MAX_RETRIES": str(DEFAULT_RETRIES),
+            "CONFORMANCE_FILE": str(self.file),
+        }
+        port = free_port()
+        api_env = {"UVICORN_HOST": "127.0.0.1", "UVICORN_PORT": str(port)}
+        self.api = Api(lambda name: self.process("api", name, **api_env), port)
+        self.workers: dict[str, Workers] = {}
+        self.others: list[Process] = []
+
+    def process(self, service: str, name: str, **env: str) -> Process:
+        command = self.services[service]["command"]
+        if service == "worker" and self.tier.startswith("celery"):
+            command += f" --hostname {name}@%h"  # two Celery workers on one host need two names
+        return Process(command, self.path, self.env | env, self.logs / f"{name}.log")
+
+    def start_workers(self, queues: str) -> Workers:
+        """A worker (restarted when it exits, as compose does) consuming ``queues``."""
+        marker = "Listening on" if self.tier == "rq" else "ready."
+        workers = Workers(
+            lambda name: self.process("worker", f"{queues}-{name}", WORKER_QUEUES=queues),
+            1,
+            lambda p: marker in p.log(),
+        )
+        self.workers[queues] = workers.start()
+        return workers
+
+    def start(self) -> Stack:
+        if self.durable:
+            self.start_workers("default")
+            for service in ("scheduler", "beat"):
+                if service in self.services:
+                    self.others.append(self.process(service, service))
+        self.api.start()
+        return self
+
+    def close(self) -> None:
+        for workers in self.workers.values():
+            workers.stop()
+        for process in [*self.others, *self.api.processes]:
+            process.stop()
+
+
+@pytest.fixture(params=list(TIERS))
+def stack(request: pytest.FixtureRequest, copie_session: Any, tmp_path: Path) -> Iterator[Stack]:
+    stack = Stack(request.param, request, copie_session, tmp_path)
+    try:
+        yield stack.start()
+    finally:
+        stack.close()
+        for log in sorted(tmp_path.glob("*.log")):
+            print(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}")
+
+
+class Spec:
+    """The spec's steps over HTTP; failures are collected, so one run shows every difference."""
+
+    def __init__(self, stack: Stack, client: httpx.Client) -> None:
+        self.stack, self.client = stack, client
+        self.failures: list[str] = []
+        self.failed_job = ""  # a job that failed at once: retried later
+
+    def check(self, condition: object, what: str) -> bool:
+        if not condition:
+            self.failures.append(what)
+        return bool(condition)
+
+    def enqueue(self, name: str, *args: Any, **options: Any) -> str:
+        response = self.post(name, *args, **options)
+        assert response.status_code == 202, f"POST /conformance/{name}: {response.text}"
+        job_id: str = response.json()["job_id"]
+        return job_id
+
+    def post(self, name: str, *args: Any, **options: Any) -> httpx.Response:
+        return self.client.post(f"/conformance/{name}", json={"args": list(args), **options})
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        response = self.client.get(f"/jobs/{job_id}")
+        assert response.status_code == 200, f"GET /jobs/{job_id}: {response.text}"
+        body: dict[str, Any] = response.json()
+        return body
+
+    def settle(self, job_id: str, timeout: float = SETTLE) -> dict[str, Any]:
+        body: dict[str, Any] = wait_for(
+            lambda: (b := self.job(job_id))["status"] in FINAL and b,
+            timeout,
+            interval=0.2,
+            what=f"job {job_id} to settle",
+        )
+        return body
+
+    def runs(self, job_id: str) -> int:
+        return len(runs_of(self.stack.file, job_id))
+
+
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def test_one_meaning_on_every_tier(stack: Stack) -> None:
+    with httpx.Client(base_url=stack.api.base_url, timeout=30) as client:
+        spec = Spec(stack, client)
+        check_task_options(spec)
+        check_caller_ids(spec)
+        check_delay_and_cancel(spec)
+        check_failed_list_and_retry(spec)
+        check_bad_input(spec)
+        check_queues(spec)
+        check_schedules(spec)
+        if stack.durable:
+            check_restarts(spec)
+    assert not spec.failures, f"{stack.tier}: " + "\n".join(spec.failures)
+
+
+def check_task_options(spec: Spec) -> None:
+    echo = spec.enqueue("echo", {"n": 1})
+    short = spec.enqueue("short", 30)
+    long = spec.enqueue("long", LONG_SLEEP)
+    flaky = spec.enqueue("flaky")
+    boom = spec.enqueue("boom")
+    spec.failed_job = boom
+
+    body = spec.settle(echo)
+    spec.check(body["status"] == "finished" and body["result"] == {"n": 1}, f"echo: {body}")
+    spec.check(
+        (body["task"], body["queue"], body["attempts"]) == ("conf.echo", "default", 1),
+        f"echo's task, queue, attempts: {body}",
+    )
+    times = [_when(body[k]) for k in ("enqueued_at", "started_at", "ended_at")]
+    spec.check(
+        all(t is not None and t.tzinfo is not None for t in times)
+        and times == sorted(t for t in times if t is not None),
+        f"echo's times must be UTC and in order (enqueued <= started <= ended): {body}",
+    )
+
+    body = spec.settle(short)
+    spec.check(
+        body["status"] == "failed"
+        and body["error"] == f"TimeoutError: timed out after {SHORT_TIMEOUT} s"
+        and body["attempts"] == 1,
+        f"a task's own timeout ({SHORT_TIMEOUT} s) ends it failed, not retried: {body}",
+    )
+    body = spec.settle(long)
+    spec.check(
+        body["status"] == "finished" and body["result"] == LONG_SLEEP,
+        f"a task's own timeout above JOB_TIMEOUT_SECONDS ({DEFAULT_TIMEOUT} s) lets it "
+        f"run {LONG_SLEEP} s: {body}",
+    )
+    body = spec.settle(flaky)
+    executions = FLAKY_RETRIES + 1 if spec.stack.durable else 1  # in-process: runs once
+    spec.check(
+        body["status"] == "failed"
+        and body["attempts"] == executions
+        and spec.runs(flaky) == executions
+        and (body["error"] or "").startswith("TransientError"),
+        f"max_retries={FLAKY_RETRIES} (JOB_MAX_RETRIES={DEFAULT_RETRIES}): {executions} "
+        f"executions, then failed; got {body}, {spec.runs(flaky)} runs",
+    )
+    body = spec.settle(boom)
+    spec.check(
+        body["status"] == "failed"
+        and body["attempts"] == 1
+        and spec.runs(boom) == 1
+        and body["error"] == "ValueError: not worth a retry",
+        f"an error outside retry_for fails at once: {body}",
+    )
+
+
+def check_caller_ids(spec: Spec) -> None:
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        answers = list(
+            pool.map(lambda _: spec.post("echo", "once", job_id="conf-dup-1"), range(20))
+        )
+    codes = sorted({a.status_code for a in answers})
+    ids = {a.json().get("job_id") for a in answers if a.status_code == 202}
+    spec.check(codes == [202] and ids == {"conf-dup-1"}, f"20 racing enqueues: {codes} {ids}")
+    spec.settle("conf-dup-1")
+    again = spec.post("echo", "twice", job_id="conf-dup-1")
+    spec.check(
+        again.status_code == 202 and again.json()["job_id"] == "conf-dup-1",
+        f"an id known already answers it again: {again.text}",
+    )
+    time.sleep(1)
+    body = spec.job("conf-dup-1")
+    spec.check(
+        spec.runs("conf-dup-1") == 1 and body["result"] == "once",
+        f"21 enqueues of one id ran {spec.runs('conf-dup-1')} job(s): {body}",
+    )
+
+
+def check_delay_and_cancel(spec: Spec) -> None:
+    before = time.time()
+    delayed = spec.enqueue("echo", "later", delay=DELAY)
+    doomed = spec.enqueue("echo", "never", delay=DELAY)
+    spec.check(spec.job(delayed)["status"] == "scheduled", "a delayed job is scheduled")
+    cancelled = client_delete(spec, doomed)
+    spec.check(
+        cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled",
+        f"DELETE of a scheduled job: {cancelled.status_code} {cancelled.text}",
+    )
+    if spec.stack.durable:
+        spec.stack.workers["default"].kill()  # the cancel must outlive the worker
+    body = spec.settle(delayed)
+    runs = runs_of(spec.stack.file, delayed)
+    spec.check(
+        body["status"] == "finished" and len(runs) == 1 and runs[0].at >= before + DELAY,
+        f"a {DELAY} s delay runs once, no sooner: {body}, ran at "
+        f"{[round(r.at - before, 2) for r in runs]} s",
+    )
+    time.sleep(2)  # past the cancelled job's due time, with a worker that ran the other
+    spec.check(
+        spec.runs(doomed) == 0 and spec.job(doomed)["status"] == "cancelled",
+        f"a cancelled job never runs: {spec.runs(doomed)} runs, {spec.job(doomed)}",
+    )
+    finished = client_delete(spec, delayed)
+    spec.check(finished.status_code == 409, f"DELETE of a finished job: {finished.text}")
+    spec.check(client_delete(spec, "conf-never-enqueued").status_code == 404, "DELETE unknown")
+    spec.check(client_delete(spec, "bad%20id").status_code == 404, "DELETE of a malformed id")
+
+
+def client_delete(spec: Spec, job_id: str) -> httpx.Response:
+    return spec.client.delete(f"/jobs/{job_id}")
+
+
+def check_failed_list_and_retry(spec: Spec) -> None:
+    boom = spec.failed_job
+    listed = spec.client.get("/jobs", params={"status": "failed"})
+    spec.check(listed.status_code == 200, f"GET /jobs?status=failed: {listed.text}")
+    jobs = listed.json().get("jobs", []) if listed.status_code == 200 else []
+    spec.check(
+        jobs and all(j["status"] == "failed" for j in jobs) and boom in [j["job_id"] for j in jobs],
+        f"the failed list holds the failed jobs only: {jobs}",
+    )
+    stamps = [_when(j["enqueued_at"]) or datetime.min.replace(tzinfo=UTC) for j in jobs]
+    spec.check(
+        len(jobs) >= 3 and stamps == sorted(stamps, reverse=True),
+        f"newest first: {[j['enqueued_at'] for j in jobs]}",
+    )
+    everything = spec.client.get("/jobs", params={"limit": 2}).json().get("jobs", [])
+    spec.check(len(everything) == 2, f"limit=2: {everything}")
+
+    retried = spec.client.post(f"/jobs/{boom}/retry")
+    spec.check(
+        retried.status_code == 202 and retried.json() == {"job_id": boom},
+        f"POST /jobs/{{failed}}/retry: {retried.status_code} {retried.text}",
+    )
+    body = spec.settle(boom) if retried.status_code == 202 else {}
+    spec.check(
+        body.get("status") == "failed" and body.get("attempts") == 2 and spec.runs(boom) == 2,
+        f"a retried job runs again with the same id, attempts counting on: {body}",
+    )
+    finished = spec.client.post("/jobs/conf-dup-1/retry")
+    spec.check(finished.status_code == 409, f"retry of a finished job: {finished.text}")
+    unknown = spec.client.post("/jobs/conf-never-enqueued/retry")
+    spec.check(unknown.status_code == 404, f"retry of an unknown job: {unknown.text}")
+
+
+def check_bad_input(spec: Spec) -> None:
+    before = spec.client.get("/jobs", params={"limit": 500}).json()["jobs"]
+    cases = [
+        ("delay=-1", spec.post("echo", delay=-1), "-1"),
+        ("a job id outside the charset", spec.post("echo", job_id="no spaces!"), "no spaces!"),
+        ("a job id too long", spec.post("echo", job_id="x" * 129), "x" * 129),
+        ("status=bogus", spec.client.get("/jobs", params={"status": "bogus"}), "bogus"),
+        ("limit=0", spec.client.get("/jobs", params={"limit": 0}), "0"),
+        ("limit=501", spec.client.get("/jobs", params={"limit": 501}), "501"),
+    ]
+    for what, response, value in cases:
+        spec.check(
+            response.status_code == 422 and value in response.text,
+            f"{what}: 422 naming the value, got {response.status_code} {response.text}",
+        )
+    after = spec.client.get("/jobs", params={"limit": 500}).json()["jobs"]
+    spec.check(len(after) == len(before), "bad input enqueued nothing")
+
+
+def check_queues(spec: Spec) -> None:
+    waiting = spec.enqueue("other", "elsewhere")
+    parked = spec.enqueue("other", "cancelled while it waits")
+    if spec.stack.durable:
+        time.sleep(3)  # the default worker takes nothing from queue "other"
+        body = spec.job(waiting)
+        spec.check(
+            body["status"] == "queued" and body["queue"] == OTHER_QUEUE,
+            f"a job on queue {OTHER_QUEUE!r} waits while no worker consumes it: {body}",
+        )
+        cancelled = client_delete(spec, parked)
+        spec.check(cancelled.status_code == 200, f"DELETE of a queued job: {cancelled.text}")
+        spec.stack.start_workers(OTHER_QUEUE)
+    body = spec.settle(waiting)
+    spec.check(
+        body["status"] == "finished" and body["queue"] == OTHER_QUEUE,
+        f"the {OTHER_QUEUE!r} job ran{' on its own worker' if spec.stack.durable else ''}: {body}",
+    )
+    if spec.stack.durable:
+        time.sleep(2)
+        spec.check(spec.runs(parked) == 0, "a cancelled queued job never runs")
+
+
+def check_schedules(spec: Spec) -> None:
+    schedules = spec.client.get("/schedules").json()
+    weekly = [s for s in schedules if s["task"].endswith("conformance.weekly")]
+    spec.check(len(weekly) == 1, f"GET /schedules lists the weekly job: {schedules}")
+    if weekly:
+        when = datetime.fromisoformat(weekly[0]["next_run"])
+        spec.check(
+            when.utcoffset() is not None
+            and when.weekday() == 6
+            and (when.hour, when.minute) == (3, 0)
+            and when > datetime.now(UTC),
+            f"'0 3 * * 0' next runs on a Sunday at 03:00 UTC: {weekly[0]}",
+        )
+
+
+def check_restarts(spec: Spec) -> None:
+    before = time.time()
+    delayed = spec.enqueue("echo", "after restarts", delay=DELAY + 2)
+    spec.stack.api.kill()
+    spec.stack.workers["default"].kill()
+    spec.stack.api.start()
+    body = spec.settle(delayed)
+    runs = runs_of(spec.stack.file, delayed)
+    spec.check(
+        body["status"] == "finished" and len(runs) == 1 and runs[0].at >= before + DELAY + 2,
+        f"a delayed job survives kill -9 of the API and the worker, and runs once: {body}, "
+        f"{len(runs)} runs",
+    )
