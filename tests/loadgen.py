@@ -43,7 +43,17 @@ from ..jobs import task
 
 @task
 def record(token: str, seconds: float = 0) -> str:
-    """Wait ``seconds``, then append ``<token> <time> <pid>`` to LOADCOUNT_FILE."""
+    """Wait ``seconds``, then append ``<token> <time> <pid>`` to LOADCOUNT_FILE. A job that
+    waits first notes its start in LOADCOUNT_FILE.begun (tests wait on it: a job's status
+    is ``started`` a moment before its function runs)."""
+    if seconds:
+        begun = f"{token} {time.time():.3f} {os.getpid()}\\n".encode()
+        path = os.environ["LOADCOUNT_FILE"] + ".begun"
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, begun)
+        finally:
+            os.close(fd)
     time.sleep(seconds)
     line = f"{token} {time.time():.3f} {os.getpid()}\\n".encode()
     fd = os.open(os.environ["LOADCOUNT_FILE"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

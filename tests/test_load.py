@@ -625,6 +625,9 @@ def test_a_full_redis_answers_503_saying_so_and_loses_nothing(
         wait_for(lambda: _statuses(client, done)["before"]["status"] == "finished", 30)
         slow = {"slow": load.post(client, "slow", seconds=3)}
         wait_for(lambda: _statuses(client, slow)["slow"]["status"] == "started", 30)
+        # Its function runs (the worker's writes before it are done): Redis fills up now.
+        begun = stack.count_file.with_name(stack.count_file.name + ".begun")
+        wait_for(lambda: begun.exists() and "slow " in begun.read_text(), 30, what="slow's run")
 
         store.config_set("maxmemory", 1)  # from now on every write is refused: full
         full_at = time.time()
