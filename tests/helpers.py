@@ -59,7 +59,8 @@ def run(
 
 
 def uv_sync(project: Path) -> None:
-    run(["uv", "sync", "--quiet"], cwd=project)
+    """Install a generated project from its lock: a missing or stale uv.lock fails."""
+    run(["uv", "sync", "--locked", "--quiet"], cwd=project)
 
 
 def servers_env(request: Any, tier: str, answers: Mapping[str, Any]) -> dict[str, str]:

@@ -188,6 +188,15 @@ def test_rendered_project_is_complete_and_clean(
             ],
             cwd=project,
         )
+        run(
+            [
+                "check-jsonschema",
+                "--builtin-schema",
+                "vendor.dependabot",
+                str(project / ".github/dependabot.yml"),
+            ],
+            cwd=project,
+        )
 
     # The project's own checks, in its own environment.
     uv_sync(project)

@@ -237,8 +237,10 @@ def make_user_edits(project: Path) -> None:
         "leaves them alone.\n",
         'leaves them alone.\n    billing_currency: str = "EUR"\n',
     )
+    # A package of the team's own, as `uv add anyio` adds it: pyproject.toml and uv.lock.
     dependency = '"email-validator>=2.1",\n'
     _replace(project / "pyproject.toml", dependency + "]", dependency + '    "anyio>=4.0",\n]')
+    run(["uv", "lock", "--quiet"], cwd=project)
     with (project / "tests" / "conftest.py").open("a") as conftest:
         conftest.write('\n\n@pytest.fixture\ndef currency() -> str:\n    return "EUR"\n')
     with (project / "README.md").open("a") as readme:
@@ -399,6 +401,12 @@ def test_tier_switch_in_one_command(
 
     result = update(project, *_data(data))
 
+    # uv.lock changed on both sides (the team's package, the new tier's): the one conflict,
+    # resolved as the README says: the template's side, then `uv lock` adds the team's back.
+    assert _git(["diff", "--name-only", "--diff-filter=U"], project).split() == ["uv.lock"]
+    _git(["checkout", "--theirs", "uv.lock"], project)
+    run(["uv", "lock", "--quiet"], cwd=project)
+    _git(["add", "uv.lock"], project)
     assert_cleanly_merged(project)
     assert_user_edits_kept(project)
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
@@ -412,7 +420,7 @@ def test_tier_switch_in_one_command(
     # team did not touch (compose, backend, worker, tests, decision record ...) is identical.
     fresh_answers = {k: v for k, v in answers.items() if not k.startswith("_")}
     fresh = generate(template_repo, tmp_path / "fresh" / "acme-orders", fresh_answers, "v1.1.0")
-    edited = {f"{PACKAGE}/config.py", "pyproject.toml", "tests/conftest.py", "README.md"}
+    edited = {f"{PACKAGE}/config.py", "pyproject.toml", "uv.lock", "tests/conftest.py", "README.md"}
     assert project_files(project) == project_files(fresh) | set(USER_FILES)
     for name in sorted(project_files(fresh) - edited - {".copier-answers.yml"}):
         assert (project / name).read_bytes() == (fresh / name).read_bytes(), name
