@@ -12,7 +12,11 @@ virtualenv, starts a throwaway Redis on a free loopback port, and measures, repe
 * request path: req/s and p50/p99 of ``POST /examples/report`` (an enqueue) and
   ``POST /examples/welcome-email`` (an enqueue after email validation) against
   ``GET /health`` of the same app, served by one uvicorn process, loaded by wrk
-  (16 connections, ``--seconds`` each);
+  (16 connections, ``--seconds`` each); and the req/s of the Job API's other paths: a
+  report with a caller's id (a new one per request), a welcome email delayed an hour, and
+  ``GET /jobs/{id}``;
+* the job controls through the project's ``JobQueue`` (its ``bench`` command), 16 at
+  once, against its plain enqueue: enqueue with an id, delayed enqueue, status, cancel;
 * worker throughput: no-op jobs/s of the project's worker (its ``bench`` command) against
   the same library with its default settings and worker command (``stock.py``), and
   against ``redis-benchmark`` LPUSH (unpipelined, 50 clients) on the same Redis; and
@@ -42,6 +46,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -156,15 +162,32 @@ def copier_startup() -> float:
 WRK_LATENCY = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
 
 
+#: A POST whose body holds a job id of the client's, new for each request: ``{n}`` is the
+#: request's number (one wrk thread), ``{run}`` tells one wrk run from the others.
+NUMBERED_POST = """wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format(nil, nil, nil, string.format({body}, n))
+end
+"""
+
+
 def wrk(url: str, seconds: float, body: str | None, workdir: Path) -> dict[str, float]:
+    """wrk's figures for ``url``: a GET, or a POST of ``body`` (JSON); a body holding
+    ``%d`` gets each request's number there (a new job id per request)."""
     args = ["wrk", "-t1", "-c16", f"-d{seconds:g}s", "--latency", "--timeout", "5s"]
     if body is not None:
         script = workdir / "post.lua"
-        script.write_text(
-            'wrk.method = "POST"\n'
-            f"wrk.body = {json.dumps(body)}\n"
-            'wrk.headers["Content-Type"] = "application/json"\n'
-        )
+        if "%d" in body:
+            script.write_text(NUMBERED_POST.replace("{body}", json.dumps(body)))
+        else:
+            script.write_text(
+                'wrk.method = "POST"\n'
+                f"wrk.body = {json.dumps(body)}\n"
+                'wrk.headers["Content-Type"] = "application/json"\n'
+            )
         args += ["-s", str(script)]
     out = subprocess.run([*args, url], check=True, capture_output=True, text=True).stdout
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -195,6 +218,14 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(5)
+
+
+def post_json(url: str, body: dict[str, Any]) -> Any:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:  # loopback only
+        return json.loads(answer.read())
 
 
 def lpush_rate(redis: Redis) -> float:
@@ -236,17 +267,32 @@ def bench_tier(tier: str, options: argparse.Namespace, workdir: Path) -> dict[st
         port = free_port()
         server = serve(project, env, port)
         base = f"http://127.0.0.1:{port}"
-        endpoints = {
+
+        def new_job() -> str:  # read by the status run; enqueued just before it
+            job = post_json(f"{base}/examples/report", {"seconds": 0})["job_id"]
+            return f"{base}/jobs/{job}"
+
+        endpoints: dict[str, tuple[str | Callable[[], str], str | None]] = {
             "health": (f"{base}/health", None),
             "report": (f"{base}/examples/report", '{"seconds": 0}'),
             "welcome-email": (f"{base}/examples/welcome-email", '{"email": "a@example.com"}'),
+            # Job API 2: a caller's id (new for each request), a delay, a status read.
+            "report with id": (f"{base}/examples/report", '{"report_id": "wrk-RUN-%d"}'),
+            "welcome-email delayed": (
+                f"{base}/examples/welcome-email",
+                '{"email": "a@example.com", "send_in_seconds": 3600}',
+            ),
+            "status": (new_job, None),
         }
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in endpoints}
         try:
             for attempt in range(options.repeats):
                 log(f"{tier}: wrk round {attempt + 1}/{options.repeats}")
                 for name, (url, body) in endpoints.items():
-                    runs[name].append(wrk(url, options.seconds, body, workdir))
+                    if body is not None:
+                        body = body.replace("RUN", f"{attempt}")
+                    target = url() if callable(url) else url
+                    runs[name].append(wrk(target, options.seconds, body, workdir))
         finally:
             stop(server)
         figures["http"] = runs
@@ -313,6 +359,10 @@ def rows(figures: dict[str, Any], copier_start: list[float]) -> list[dict[str, A
             [r["p50_ms"] for r in http["health"]], "ms")  # fmt: skip
         add(f"{endpoint} p99 / health p99", [r["p99_ms"] for r in http[endpoint]],
             [r["p99_ms"] for r in http["health"]], "ms")  # fmt: skip
+    for endpoint in ("report with id", "welcome-email delayed", "status"):
+        if endpoint in http:
+            rates = [run["per_second"] for run in http[endpoint]]
+            add(f"{endpoint} / health req/s", rates, health, "req/s")
     bench, stock = figures["bench"], figures["stock"]
     throughput = [b["throughput_per_second"] for b in bench]
     add("worker / stock jobs/s", throughput, [s["throughput_per_second"] for s in stock], "jobs/s")
@@ -322,6 +372,13 @@ def rows(figures: dict[str, Any], copier_start: list[float]) -> list[dict[str, A
     add("worker / redis LPUSH", throughput, figures["lpush_per_second"], "jobs/s")
     add("enqueue x16 (bench) / s", [b["enqueue_16"]["per_second"] for b in bench], None, "/s")
     add("enqueue x1 p50 ms", [b["enqueue_1"]["p50_ms"] for b in bench], None, "ms")
+    plain = [b["enqueue_16"]["per_second"] for b in bench]
+    for key, name in (("enqueue_with_id", "enqueue with id x16"),
+                      ("enqueue_delayed", "enqueue delayed x16"),
+                      ("status", "status x16"), ("cancel", "cancel x16")):  # fmt: skip
+        if "controls" in bench[0]:
+            add(f"{name} / enqueue x16", [b["controls"][key]["per_second"] for b in bench],
+                plain, "/s")  # fmt: skip
     add("enqueue-to-finished p50 ms", [b["latency"]["p50_ms"] for b in bench], None, "ms")
     add("enqueue-to-finished p99 ms", [b["latency"]["p99_ms"] for b in bench], None, "ms")
     if "startup_seconds" in bench[0]:

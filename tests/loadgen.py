@@ -1,8 +1,9 @@
 """Load and faults for the end-to-end load tests (``tests/test_load.py``).
 
 - :func:`add_counting_task` adds a team-style task module and route to a rendered project:
-  ``POST /loadcount/{token}`` enqueues ``record(token)``, and every execution of the task
-  appends one line ``<token> <unix time> <pid>`` to the file named by ``LOADCOUNT_FILE``
+  ``POST /loadcount/{token}`` enqueues ``record(token)`` (with ``?job_id=``, under that
+  id), and every execution of the task appends one line ``<token> <unix time> <pid>`` to
+  the file named by ``LOADCOUNT_FILE``
   (``O_APPEND``: concurrent writers never interleave). The file is outside every broker,
   so what it counts does not depend on the system under test: the task itself counts.
 - :class:`Load` posts tokens from concurrent asyncio clients in a thread of its own and
@@ -87,8 +88,10 @@ async def enqueue(
     token: Annotated[str, Path(max_length=64)],
     queue: JobQueueDep,
     seconds: Annotated[float, Query(ge=0, le=10)] = 0,
+    job_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Accepted:
-    return Accepted(job_id=await queue.enqueue(record, token, seconds))
+    task = record.options(job_id=job_id) if job_id else record
+    return Accepted(job_id=await queue.enqueue(task, token, seconds))
 '''
 
 

@@ -26,6 +26,10 @@ FIGURES = (
     "worker start-up",
     "worker throughput",
     "enqueue to finished",
+    "with a job id, 16 at once",
+    "delayed, 16 at once",
+    "status, 16 at once",
+    "cancel, 16 at once",
 )
 
 
@@ -69,17 +73,31 @@ def test_the_bench_command_prints_its_figures(
         figures = json.loads(as_json.stdout.strip().splitlines()[-1])
         assert figures["throughput_per_second"] > 0
         assert figures["latency"]["p99_ms"] >= figures["latency"]["p50_ms"] > 0
+        for control in ("enqueue_with_id", "enqueue_delayed", "status", "cancel"):
+            assert figures["controls"][control]["per_second"] > 0, control
 
         if tier != "background_tasks":
             # Workers start without FastAPI (about 0.4 s of a worker's start-up): the
             # tasks import jobs.py, which builds JobQueueDep only when a route asks.
-            worker = f"{package}.worker" if tier == "rq" else f"{package}.celery_app"
+            worker = (
+                [f"{package}.worker"]
+                if tier == "rq"
+                else [f"{package}.celery_app", f"{package}.celery_tasks", f"{package}.celery_beat"]
+            )
             probe = (
-                f"import sys, {worker}, {package}.tasks; "
+                f"import sys, {', '.join(worker)}, {package}.tasks; "
                 "print(sorted(m for m in sys.modules if m.split('.')[0] == 'fastapi'))"
             )
             imported = run(["uv", "run", "python", "-c", probe], cwd=project, env=env, timeout=60)
             assert imported.stdout.strip() == "[]", f"the worker imports {imported.stdout}"
+            # The API half never imports the worker half (nor Beat's or RQ's scheduler).
+            halves = [f"{package}.worker", f"{package}.scheduler"] if tier == "rq" else worker[1:]
+            probe = (
+                f"import sys, {package}.main; "
+                f"print(sorted(m for m in sys.modules if m in {halves!r}))"
+            )
+            imported = run(["uv", "run", "python", "-c", probe], cwd=project, env=env, timeout=60)
+            assert imported.stdout.strip() == "[]", f"the API imports {imported.stdout}"
     finally:
         if server is not None:
             server.stop()
@@ -95,6 +113,10 @@ def test_the_benchmark_command_runs_in_its_smoke_mode(tmp_path: Path) -> None:
     report = json.loads(out_json.read_text())
     assert {row["figure"] for row in report["rows"]} >= {
         "report / health req/s",
+        "report with id / health req/s",
+        "welcome-email delayed / health req/s",
+        "status / health req/s",
+        "cancel x16 / enqueue x16",
         "worker / stock jobs/s",
         "worker / redis LPUSH",
         "enqueue-to-finished p99 ms",

@@ -7,7 +7,9 @@ What it prints, to size the workers:
 * **worker start-up**: seconds from launching one worker (the compose ``worker`` command)
   until it has run a job;
 * **worker throughput**: no-op jobs per second that one worker drains from a full queue;
-* **latency**: enqueue-to-finished time (p50/p99) at a steady load of half that throughput.
+* **latency**: enqueue-to-finished time (p50/p99) at a steady load of half that throughput;
+* **job controls**, 16 at once beside the plain enqueue: an enqueue with a caller's job id,
+  a delayed enqueue (an hour ahead), ``status`` of a job, and ``cancel`` of a delayed job.
 
 It enqueues no-op jobs (``bench.noop``) on the real queue and starts its own worker
 (``--workers N``; ``--workers 0`` measures the workers already running instead). Run it
@@ -27,7 +29,10 @@ import statistics
 import subprocess  # nosec B404: runs the project's own worker command, no shell
 import sys
 import time
-from typing import Any
+import uuid
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any, TypeVar
 
 from .backend import WORKER_COMMAND, standalone_queue
 from .config import get_settings
@@ -36,34 +41,64 @@ from .logs import configure_logging
 
 DONE = (JobStatus.FINISHED, JobStatus.FAILED)
 
+T = TypeVar("T")
+
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+async def timed_calls(
+    calls: list[Callable[[], Awaitable[T]]], concurrency: int
+) -> tuple[list[T], dict[str, float]]:
+    """Await each call of ``calls`` from ``concurrency`` coroutines, each in turn; the
+    answers (in order) and the figures: calls per second, p50 and p99 of each call."""
+    answers: dict[int, T] = {}
+    took: list[float] = []
+    pending = iter(enumerate(calls))
+
+    async def one_by_one() -> None:
+        for i, call in pending:
+            start = time.perf_counter()
+            answers[i] = await call()
+            took.append(time.perf_counter() - start)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one_by_one() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - start
+    return [answers[i] for i in range(len(calls))], {
+        "per_second": len(calls) / elapsed,
+        "p50_ms": percentile(took, 0.5) * 1000,
+        "p99_ms": percentile(took, 0.99) * 1000,
+    }
+
+
 async def enqueue_many(
     queue: JobQueue, count: int, concurrency: int
 ) -> tuple[list[str], dict[str, float]]:
     """Enqueue ``count`` no-op jobs from ``concurrency`` coroutines; ids and figures."""
-    ids: list[str] = []
-    took: list[float] = []
+    return await timed_calls([partial(queue.enqueue, bench_noop)] * count, concurrency)
 
-    async def one_by_one(n: int) -> None:
-        for _ in range(n):
-            start = time.perf_counter()
-            ids.append(await queue.enqueue(bench_noop))
-            took.append(time.perf_counter() - start)
 
-    shares = [count // concurrency + (i < count % concurrency) for i in range(concurrency)]
-    start = time.perf_counter()
-    await asyncio.gather(*(one_by_one(n) for n in shares))
-    elapsed = time.perf_counter() - start
-    return ids, {
-        "per_second": count / elapsed,
-        "p50_ms": percentile(took, 0.5) * 1000,
-        "p99_ms": percentile(took, 0.99) * 1000,
-    }
+async def job_controls(queue: JobQueue, count: int) -> dict[str, dict[str, float]]:
+    """The job API beyond a plain enqueue, ``count`` calls of each, 16 at once: enqueue
+    with a caller's id, a delayed enqueue, status, cancel. The jobs are delayed an hour,
+    so that no worker runs them, and each is cancelled: nothing is left to run."""
+    run = uuid.uuid4().hex[:12]
+    later = bench_noop.options(delay=3600)
+    figures: dict[str, dict[str, float]] = {}
+    with_ids = [bench_noop.options(delay=3600, job_id=f"bench-{run}-{i}") for i in range(count)]
+    named, figures["enqueue_with_id"] = await timed_calls(
+        [partial(queue.enqueue, t) for t in with_ids], 16
+    )
+    delayed, figures["enqueue_delayed"] = await timed_calls(
+        [partial(queue.enqueue, later)] * count, 16
+    )
+    ids = named + delayed
+    _, figures["status"] = await timed_calls([partial(queue.status, j) for j in ids[:count]], 16)
+    _, figures["cancel"] = await timed_calls([partial(queue.cancel, j) for j in ids], 16)
+    return figures
 
 
 async def finish_times(queue: JobQueue, ids: list[str], wait_seconds: float) -> list[float]:
@@ -152,6 +187,7 @@ async def measure(jobs: int, workers: int, latency_seconds: float) -> dict[str, 
                 "p50_ms": statistics.median(waits) * 1000,
                 "p99_ms": percentile(waits, 0.99) * 1000,
             }
+            figures["controls"] = await job_controls(queue, jobs)
         finally:
             stop_workers(started)
     return figures
@@ -172,6 +208,18 @@ def report(figures: dict[str, Any]) -> str:
         f"enqueue to finished      p50 {lat['p50_ms']:.1f} ms  p99 {lat['p99_ms']:.1f} ms"
         f"   at {lat['rate_per_second']:.0f} jobs/s",
     ]
+    labels = {  # the jobs are delayed an hour; each is cancelled at the end
+        "enqueue_with_id": "with a job id",
+        "enqueue_delayed": "delayed",
+        "status": "status",
+        "cancel": "cancel",
+    }
+    for key, label in labels.items():
+        c = figures["controls"][key]
+        lines.append(
+            f"{label + ', 16 at once':<25}{c['per_second']:9.0f} /s   "
+            f"p50 {c['p50_ms']:.2f} ms  p99 {c['p99_ms']:.2f} ms"
+        )
     return "\n".join(lines)
 
 
