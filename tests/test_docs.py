@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from typing import Any
 
 from helpers import REPO_ROOT
 
@@ -41,3 +42,36 @@ def test_every_test_named_in_the_guarantees_exists() -> None:
         node for node in ids if not any(c == node or c.startswith(node + "[") for c in collected)
     ]
     assert not missing, f"{GUARANTEES.name} names tests that do not exist: {missing}"
+
+
+# --- One source per promise -----------------------------------------------------------
+
+PROMISES = REPO_ROOT / "promises"
+#: The tier page of the template's docs that includes each tier's promises.
+TIER_PAGES = {
+    "background_tasks": "background-tasks.md",
+    "rq": "rq.md",
+    "celery": "celery.md",
+}
+
+
+def test_each_tier_has_one_source_of_promises_for_readme_and_docs(copie: Any) -> None:
+    """promises/<tier>.md is the one text of a tier's guarantees: the generated README
+    includes it whole, and so does the tier's page of the docs; neither restates it."""
+    assert sorted(p.stem for p in PROMISES.glob("*.md")) == sorted(TIER_PAGES)
+    readme = (REPO_ROOT / "template" / "README.md.jinja").read_text()
+    for tier, page in TIER_PAGES.items():
+        text = (PROMISES / f"{tier}.md").read_text()
+        assert "{{" not in text and "{%" not in text, f"promises/{tier}.md must be plain Markdown"
+        assert readme.count(f"{{% include 'promises/{tier}.md' %}}") == 1
+        docs = (REPO_ROOT / "docs" / "tiers" / page).read_text()
+        assert docs.count(f'--8<-- "promises/{tier}.md"') == 1, page
+        result = copie.copy(extra_answers={"task_backend": tier})
+        assert result.exit_code == 0, result.exception
+        rendered = (result.project_dir / "README.md").read_text()
+        assert text.strip() in rendered, f"the {tier} README does not hold promises/{tier}.md"
+        # The README's own text around it states no promise of the list again: no bullet
+        # of the list appears twice.
+        for line in text.splitlines():
+            if line.startswith("- **"):
+                assert rendered.count(line) == 1, line
