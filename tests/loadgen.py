@@ -164,6 +164,9 @@ class Load:
     job_ids: dict[str, str] = field(default_factory=dict)  # token -> job id
     refused: list[float] = field(default_factory=list)  # 503s
     failed: Counter[str] = field(default_factory=Counter)  # what else came back
+    # The first few transport errors as (unix time, text): a failure message can then point
+    # at the moment in the API's log.
+    errors: list[tuple[float, str]] = field(default_factory=list)
     #: Every answer: (unix time of the post, seconds until the answer came, what it was).
     answers: list[tuple[float, float, str]] = field(default_factory=list)
     started_at: float = 0.0
@@ -238,6 +241,7 @@ class Load:
         return (
             f"{len(self.accepted)} accepted, {len(self.refused)} refused (503), "
             f"failed: {dict(self.failed)}"
+            + "".join(f"\n  at {at:.3f}: {text}" for at, text in self.errors)
         )
 
     async def _main(self) -> None:
@@ -275,6 +279,8 @@ class Load:
             except httpx.TransportError as exc:
                 self.in_flight -= 1
                 self.failed[type(exc).__name__] += 1
+                if len(self.errors) < 5:
+                    self.errors.append((time.time(), f"{type(exc).__name__}: {exc}"))
                 self.answers.append((posted, time.monotonic() - started, type(exc).__name__))
                 await asyncio.sleep(0.2)  # the API is down: do not spin
                 continue
