@@ -5,6 +5,8 @@ for each test, and are exercised over HTTP."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 import zlib
 from collections.abc import Iterator
@@ -19,6 +21,7 @@ import redis
 from helpers import (
     Process,
     compose_services,
+    descendants,
     free_port,
     job_status,
     kill_tree,
@@ -192,7 +195,7 @@ def test_queue_holds_only_json(stack: tuple[Stack, httpx.Client]) -> None:
     data = connection.hget(f"rq:job:{job_id}", "data")
     assert data is not None
     payload = json.loads(zlib.decompress(data))  # RQ's JSONSerializer (zlib'd): no pickle
-    assert payload[0].endswith(".backend.execute")
+    assert payload[0].endswith(".worker.execute")
     assert payload[2][0].endswith("tasks.examples.build_report")
 
 
@@ -276,6 +279,26 @@ def test_worker_killed_mid_job_every_job_still_finishes(
     # The job that was running when the worker died ran again (at least once).
     assert max(r["result"]["attempts"] for r in results) == 2, results
     assert recovery < 90, f"recovery took {recovery:.1f} s; the documented bound is 90 s"
+
+
+def test_sigterm_lets_the_running_job_finish_then_the_worker_exits(
+    stack: tuple[Stack, httpx.Client],
+) -> None:
+    """What `docker compose stop` and Kubernetes do: SIGTERM to the worker process alone.
+    RQ's warm shutdown: the job under way finishes, no other job is taken, the process
+    exits 0 (it used to take the stop for a lost Redis and start again until killed)."""
+    stack_, client = stack
+    worker = stack_.start("worker")
+    running = report(client, seconds=2)
+    wait_for(
+        lambda: job_status(client, running)["status"] == "started", 30, what="the job to start"
+    )
+    waiting = report(client, seconds=0)
+    os.kill(descendants(worker.popen.pid)[0], signal.SIGTERM)  # uv run's child: the worker
+    assert worker.popen.wait(60) == 0, worker.log()[-3000:]
+    assert settled(client, running)["status"] == "finished"
+    assert job_status(client, waiting)["status"] == "queued"
+    assert "starting again" not in worker.log()
 
 
 def test_two_schedulers_run_each_tick_once(stack: tuple[Stack, httpx.Client]) -> None:
