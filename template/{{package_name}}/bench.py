@@ -36,8 +36,9 @@ from typing import Any, TypeVar
 
 from .backend import WORKER_COMMAND, standalone_queue
 from .config import get_settings
-from .job_model import JobQueue, JobStatus, bench_noop
+from .job_model import JobQueue, JobStatus
 from .logs import configure_logging
+from .tasks import bench_noop
 
 DONE = (JobStatus.FINISHED, JobStatus.FAILED)
 

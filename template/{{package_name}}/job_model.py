@@ -11,7 +11,6 @@ import copy
 import json
 import math
 import re
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -318,13 +317,6 @@ def worker_queues(setting: str) -> list[str]:
         if not QUEUE_NAME.fullmatch(n):
             raise InvalidJobOption(f"WORKER_QUEUES: {n!r} is not a valid queue name")
     return list(dict.fromkeys(names)) or declared_queues()
-
-
-@task(name="bench.noop")
-def bench_noop() -> float:
-    """Does nothing and returns when it ran (Unix time): ``python -m <package>.bench``
-    measures the queue itself with it. Declared here, so every worker knows it."""
-    return time.time()
 
 
 # --- Periodic jobs -------------------------------------------------------------
