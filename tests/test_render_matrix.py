@@ -7,6 +7,7 @@ time, plus the pairs of options that interact.
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from pathlib import Path
@@ -167,6 +168,11 @@ def test_rendered_project_is_complete_and_clean(
     assert compose.returncode == 0, compose.stderr
     services = compose_services(project)
     assert services["api"]["command"].startswith(f"uvicorn {package}.main:app")
+    # Idle connections outlive a proxy's (60 s), in compose and in the image alike.
+    assert services["api"]["command"].endswith(" --timeout-keep-alive 75")
+    cmd = json.loads((project / "Dockerfile").read_text().split("\nCMD ", 1)[1].splitlines()[0])
+    assert cmd[:2] == ["uvicorn", f"{package}.main:app"]
+    assert cmd[-2:] == ["--timeout-keep-alive", "75"]
     for service in services.values():
         assert all(str(port).startswith("127.0.0.1:") for port in service.get("ports", []))
     if tier == "background_tasks":
