@@ -33,8 +33,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import e2e.stack
 import httpx
 import pytest
+from e2e.stack import DURABLE, TIERS, Project, render
 
 from conformance_app import (
     DEFAULT_RETRIES,
@@ -46,92 +48,69 @@ from conformance_app import (
     add_conformance_app,
     runs_of,
 )
-from helpers import Process, compose_services, free_port, servers_env, uv_sync, wait_for
+from helpers import wait_for
 from loadgen import Api, Workers
 
 pytestmark = pytest.mark.e2e
 
-TIERS: dict[str, dict[str, Any]] = {
-    "background_tasks": {"task_backend": "background_tasks"},
-    "rq": {"task_backend": "rq"},
-    "celery-redis": {"task_backend": "celery", "celery_broker": "redis"},
-    "celery-rabbitmq": {"task_backend": "celery", "celery_broker": "rabbitmq"},
-}
 FINAL = ("finished", "failed", "cancelled")
 SETTLE = 60  # s: the longest any job here may take to settle on a 2-core machine under load
 DELAY = 4  # s: the delayed jobs' delay
 
 
-class Stack:
-    """A project's compose processes on fresh servers, and the tasks' execution file."""
+class Stack(e2e.stack.Stack):
+    """A project's compose processes on fresh servers, and the tasks' execution file: the
+    API restartable on its port, each worker brought back when it exits."""
 
-    def __init__(self, tier: str, request: pytest.FixtureRequest, copie: Any, logs: Path) -> None:
-        self.tier, self.logs = tier, logs
-        self.durable = tier != "background_tasks"
-        answers = {"project_name": "Acme Orders", "scheduling": "cron", **TIERS[tier]}
-        if self.durable:
-            answers["loss_tolerable"] = False
-        result = copie.copy(extra_answers=answers)
-        assert result.exit_code == 0, result.exception
-        self.path: Path = result.project_dir
-        add_conformance_app(self.path, result.answers["package_name"])
-        uv_sync(self.path)
-        self.services = compose_services(self.path)
+    def __init__(self, project: Project, request: pytest.FixtureRequest, logs: Path) -> None:
         self.file = logs / "executions.jsonl"
-        self.env = {
-            **servers_env(request, result.answers["task_backend"], result.answers),
+        env = {
             "JOB_TIMEOUT_SECONDS": str(DEFAULT_TIMEOUT),
             "JOB_MAX_RETRIES": str(DEFAULT_RETRIES),
             "CONFORMANCE_FILE": str(self.file),
         }
-        port = free_port()
-        api_env = {"UVICORN_HOST": "127.0.0.1", "UVICORN_PORT": str(port)}
-        self.api = Api(lambda name: self.process("api", name, **api_env), port)
+        super().__init__(project, request, logs, env, node_names=True)
+        self.api = Api(lambda name: self.process("api", name, **self.api_env), self.port)
         self.workers: dict[str, Workers] = {}
-        self.others: list[Process] = []
-
-    def process(self, service: str, name: str, **env: str) -> Process:
-        command = self.services[service]["command"]
-        if service == "worker" and self.tier.startswith("celery"):
-            command += f" --hostname {name}@%h"  # two Celery workers on one host need two names
-        return Process(command, self.path, self.env | env, self.logs / f"{name}.log")
 
     def start_workers(self, queues: str) -> Workers:
         """A worker (restarted when it exits, as compose does) consuming ``queues``."""
-        marker = "Listening on" if self.tier == "rq" else "ready."
         workers = Workers(
             lambda name: self.process("worker", f"{queues}-{name}", WORKER_QUEUES=queues),
             1,
-            lambda p: marker in p.log(),
+            self.worker_ready,
         )
         self.workers[queues] = workers.start()
         return workers
 
-    def start(self) -> Stack:
-        if self.durable:
+    def up(self) -> Stack:
+        """The workers and the scheduler, then the API, as `docker compose up` starts them."""
+        if self.project.durable:
             self.start_workers("default")
             for service in ("scheduler", "beat"):
-                if service in self.services:
-                    self.others.append(self.process(service, service))
+                if service in self.project.services:
+                    self.start(service, service)
         self.api.start()
         return self
 
-    def close(self) -> None:
+    def stop(self) -> None:
         for workers in self.workers.values():
-            workers.stop()
-        for process in [*self.others, *self.api.processes]:
-            process.stop()
+            workers.stop()  # first, or their watchers start the workers stopped below again
+        super().stop()
 
 
 @pytest.fixture(params=list(TIERS))
 def stack(request: pytest.FixtureRequest, copie_session: Any, tmp_path: Path) -> Iterator[Stack]:
-    stack = Stack(request.param, request, copie_session, tmp_path)
-    try:
-        yield stack.start()
-    finally:
-        stack.close()
-        for log in sorted(tmp_path.glob("*.log")):
-            print(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}")
+    durable = {"loss_tolerable": False} if request.param in DURABLE else {}
+    project = render(
+        copie_session,
+        request.param,
+        prepare=lambda new: add_conformance_app(new.path, new.package),
+        scheduling="cron",
+        **durable,
+    )
+    with Stack(project, request, tmp_path) as stack:
+        yield stack.up()
 
 
 class Spec:
@@ -189,9 +168,9 @@ def test_one_meaning_on_every_tier(stack: Stack) -> None:
         check_bad_input(spec)
         check_queues(spec)
         check_schedules(spec)
-        if stack.durable:
+        if stack.project.durable:
             check_restarts(spec)
-    assert not spec.failures, f"{stack.tier}: " + "\n".join(spec.failures)
+    assert not spec.failures, f"{stack.project.tier}: " + "\n".join(spec.failures)
 
 
 def check_task_options(spec: Spec) -> None:
@@ -229,7 +208,7 @@ def check_task_options(spec: Spec) -> None:
         f"run {LONG_SLEEP} s: {body}",
     )
     body = spec.settle(flaky)
-    executions = FLAKY_RETRIES + 1 if spec.stack.durable else 1  # in-process: runs once
+    executions = FLAKY_RETRIES + 1 if spec.stack.project.durable else 1  # in-process: runs once
     spec.check(
         body["status"] == "failed"
         and body["attempts"] == executions
@@ -280,7 +259,7 @@ def check_delay_and_cancel(spec: Spec) -> None:
         cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled",
         f"DELETE of a scheduled job: {cancelled.status_code} {cancelled.text}",
     )
-    if spec.stack.durable:
+    if spec.stack.project.durable:
         spec.stack.workers["default"].kill()  # the cancel must outlive the worker
     body = spec.settle(delayed)
     runs = runs_of(spec.stack.file, delayed)
@@ -357,9 +336,10 @@ def check_bad_input(spec: Spec) -> None:
 
 
 def check_queues(spec: Spec) -> None:
+    durable = spec.stack.project.durable
     waiting = spec.enqueue("other", "elsewhere")
     parked = spec.enqueue("other", "cancelled while it waits")
-    if spec.stack.durable:
+    if durable:
         time.sleep(3)  # the default worker takes nothing from queue "other"
         body = spec.job(waiting)
         spec.check(
@@ -372,9 +352,9 @@ def check_queues(spec: Spec) -> None:
     body = spec.settle(waiting)
     spec.check(
         body["status"] == "finished" and body["queue"] == OTHER_QUEUE,
-        f"the {OTHER_QUEUE!r} job ran{' on its own worker' if spec.stack.durable else ''}: {body}",
+        f"the {OTHER_QUEUE!r} job ran{' on its own worker' if durable else ''}: {body}",
     )
-    if spec.stack.durable:
+    if durable:
         time.sleep(2)
         spec.check(spec.runs(parked) == 0, "a cancelled queued job never runs")
 

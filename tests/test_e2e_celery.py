@@ -4,9 +4,10 @@ against real Redis and RabbitMQ servers, and are exercised over HTTP and by faul
 
 from __future__ import annotations
 
-import contextlib
 import itertools
+import os
 import re
+import signal
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -15,101 +16,41 @@ from typing import Any
 
 import httpx
 import pytest
+from e2e.stack import Project, Stack, render
 
-from helpers import (
-    Process,
-    compose_services,
-    free_port,
-    job_status,
-    kill_tree,
-    run,
-    serving,
-    settled,
-    uv_sync,
-    wait_for,
-)
-from servers import RabbitMQServer, RedisServer
+from helpers import descendants, free_port, job_status, kill_tree, run, settled, wait_for
 
 pytestmark = pytest.mark.e2e
 
 BROKERS = ["redis", "rabbitmq"]
-
-
-class Project:
-    def __init__(self, path: Path, package: str, services: dict[str, Any]) -> None:
-        self.path, self.package, self.services = path, package, services
-
-    def command(self, service: str) -> str:
-        command: str = self.services[service]["command"]
-        return command
+ENV = {
+    "JOB_TIMEOUT_SECONDS": "10",
+    "JOB_MAX_RETRIES": "3",
+    "EXAMPLE_HEARTBEAT_SECONDS": "2",
+    "WORKER_CONCURRENCY": "2",
+}
 
 
 @pytest.fixture(scope="module", params=BROKERS)
 def project(request: pytest.FixtureRequest, copie_session: Any) -> Project:
     """One rendered project per broker (interval heartbeats, Flower), shared by the module."""
-    answers = {
-        "project_name": "Acme Orders",
-        "loss_tolerable": False,
-        "task_duration": "long",
-        "task_backend": "celery",
-        "celery_broker": request.param,
-        "scheduling": "interval",
-        "monitoring": True,
-    }
-    result = copie_session.copy(extra_answers=answers)
-    assert result.exit_code == 0, result.exception
-    uv_sync(result.project_dir)
-    services = compose_services(result.project_dir)
-    return Project(result.project_dir, result.answers["package_name"], services)
-
-
-class Stack:
-    """Fresh servers for one test and the environment pointing the processes at them."""
-
-    def __init__(self, project: Project, redis: RedisServer, rabbitmq: RabbitMQServer | None):
-        self.project, self.redis, self.rabbitmq = project, redis, rabbitmq
-        self.broker: RedisServer | RabbitMQServer = rabbitmq or redis
-        self.processes: list[Process] = []
-        db1 = redis.url.removesuffix("/0") + "/1"
-        self.env = {
-            "CELERY_BROKER_URL": self.broker.url,
-            "CELERY_RESULT_BACKEND": db1,
-            "REDIS_URL": db1,
-            "JOB_TIMEOUT_SECONDS": "10",
-            "JOB_MAX_RETRIES": "3",
-            "EXAMPLE_HEARTBEAT_SECONDS": "2",
-            "WORKER_CONCURRENCY": "2",
-        }
-
-    def start(self, service: str, log: Path, **env: str) -> Process:
-        process = Process(self.project.command(service), self.project.path, self.env | env, log)
-        self.processes.append(process)
-        return process
-
-    def api(self, log: Path) -> contextlib.AbstractContextManager[tuple[httpx.Client, Process]]:
-        port = free_port()
-        env = self.env | {"UVICORN_HOST": "127.0.0.1", "UVICORN_PORT": str(port)}
-        return serving(self.project.path, self.project.command("api"), port, env, log)
-
-    def stop_all(self) -> None:
-        for process in self.processes:
-            process.stop()
+    return render(
+        copie_session,
+        f"celery-{request.param}",
+        loss_tolerable=False,
+        task_duration="long",
+        scheduling="interval",
+        monitoring=True,
+    )
 
 
 @pytest.fixture
 def stack(project: Project, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
-    redis = request.getfixturevalue("redis_server")
-    rabbitmq = (
-        request.getfixturevalue("rabbitmq_server")
-        if project.services.get("rabbitmq") is not None
-        else None
-    )
-    stack = Stack(project, redis, rabbitmq)
-    try:
+    """Fresh servers for one test, and the processes the test starts on them."""
+    with Stack(project, request, tmp_path, ENV) as stack:
         yield stack
-    finally:
-        stack.stop_all()
     # Redis (and RabbitMQ) have passwords, in the URLs; no process ever prints them.
+    redis, rabbitmq = stack.redis, stack.rabbitmq
     secrets = [redis.password, *([rabbitmq.password] if rabbitmq else [])]
     assert all(secrets) and redis.password in stack.env["REDIS_URL"]
     for log in sorted(tmp_path.glob("*.log")):  # the API's and every other process's
@@ -117,21 +58,12 @@ def stack(project: Project, request: pytest.FixtureRequest, tmp_path: Path) -> I
         assert not [s for s in secrets if s in text], f"{log.name} shows a password:\n{text}"
 
 
-def _worker_ready(worker: Process) -> None:
-    wait_for(
-        lambda: "ready." in worker.log() or worker.popen.poll() is not None,
-        60,
-        what="the worker to be ready",
-    )
-    assert worker.popen.poll() is None, worker.log()
-
-
-def test_jobs_finish_retry_and_unknown_ids_are_404(stack: Stack, tmp_path: Path) -> None:
-    worker = stack.start("worker", tmp_path / "worker.log")
-    with stack.api(tmp_path / "api.log") as (client, _):
+def test_jobs_finish_retry_and_unknown_ids_are_404(stack: Stack) -> None:
+    worker = stack.start("worker")
+    with stack.serve() as (client, _):
         assert client.get("/health/ready").json() == {"status": "ready"}
         assert client.get("/jobs/never-enqueued").status_code == 404
-        _worker_ready(worker)
+        stack.wait_ready(worker)
         email = client.post("/examples/welcome-email", json={"email": "ada@example.com"})
         assert email.status_code == 202
         body = settled(client, email.json()["job_id"])
@@ -162,11 +94,10 @@ def test_jobs_finish_retry_and_unknown_ids_are_404(stack: Stack, tmp_path: Path)
         assert body["error"].startswith("TransientError: planned transient failure 4 of 10")
 
 
-def test_dashboard_asks_for_basic_auth(stack: Stack, tmp_path: Path) -> None:
+def test_dashboard_asks_for_basic_auth(stack: Stack) -> None:
     port = free_port()
     dashboard = stack.start(
         "dashboard",
-        tmp_path / "flower.log",
         FLOWER_ADDRESS="127.0.0.1",
         FLOWER_PORT=str(port),
         FLOWER_BASIC_AUTH="admin:s3cret",
@@ -186,11 +117,11 @@ def test_dashboard_asks_for_basic_auth(stack: Stack, tmp_path: Path) -> None:
 
 
 def test_worker_killed_mid_job_every_accepted_job_finishes(
-    stack: Stack, tmp_path: Path, record_property: Any
+    stack: Stack, record_property: Any
 ) -> None:
-    worker = stack.start("worker", tmp_path / "worker-1.log")
-    with stack.api(tmp_path / "api.log") as (client, _):
-        _worker_ready(worker)
+    worker = stack.start("worker")
+    with stack.serve() as (client, _):
+        stack.wait_ready(worker)
         jobs = [
             client.post("/examples/report", json={"seconds": 4}).json()["job_id"] for _ in range(3)
         ]
@@ -202,7 +133,7 @@ def test_worker_killed_mid_job_every_accepted_job_finishes(
         running = [j for j in jobs if job_status(client, j)["status"] == "started"]
         killed_at = time.monotonic()
         kill_tree(worker)
-        stack.start("worker", tmp_path / "worker-2.log")
+        stack.start("worker")
         results = {}
         for job_id in jobs:
             results[job_id] = settled(client, job_id, timeout=90)
@@ -222,12 +153,31 @@ def test_worker_killed_mid_job_every_accepted_job_finishes(
     assert recovery < bound, f"recovery took {recovery:.1f} s"
 
 
-def test_two_beats_never_run_a_tick_twice(stack: Stack, tmp_path: Path) -> None:
-    worker = stack.start("worker", tmp_path / "worker.log")
-    with stack.api(tmp_path / "api.log") as (client, _):
-        _worker_ready(worker)
+def test_sigterm_lets_the_running_job_finish_then_the_worker_exits(stack: Stack) -> None:
+    """What `docker compose stop` and Kubernetes do: SIGTERM to the worker process alone.
+    Celery's warm shutdown: the job under way finishes, no other job is taken (a message
+    the worker had reserved goes back to the broker), the process exits 0. One pool
+    process (WORKER_CONCURRENCY=1), busy with the first job, as an RQ worker is: with two,
+    the idle one would simply run the second job before the SIGTERM."""
+    worker = stack.start("worker", WORKER_CONCURRENCY="1")
+    with stack.serve() as (client, _):
+        running = client.post("/examples/report", json={"seconds": 2}).json()["job_id"]
+        wait_for(
+            lambda: job_status(client, running)["status"] == "started", 30, what="the job to start"
+        )
+        waiting = client.post("/examples/report", json={"seconds": 0}).json()["job_id"]
+        os.kill(descendants(worker.popen.pid)[0], signal.SIGTERM)  # uv run's child: Celery
+        assert worker.popen.wait(60) == 0, worker.log()[-3000:]
+        assert settled(client, running)["status"] == "finished"
+        assert job_status(client, waiting)["status"] == "queued"
+
+
+def test_two_beats_never_run_a_tick_twice(stack: Stack) -> None:
+    worker = stack.start("worker")
+    with stack.serve() as (client, _):
+        stack.wait_ready(worker)
         started = datetime.now(UTC)
-        beats = [stack.start("scheduler", tmp_path / f"beat-{n}.log") for n in (1, 2)]
+        beats = [stack.start("scheduler") for _ in range(2)]
         time.sleep(20)
         for beat in beats:
             assert beat.popen.poll() is None, beat.log()
@@ -252,11 +202,11 @@ def test_two_beats_never_run_a_tick_twice(stack: Stack, tmp_path: Path) -> None:
 
 
 def test_broker_down_is_503_then_recovers_without_restarting_the_api(
-    stack: Stack, tmp_path: Path, record_property: Any
+    stack: Stack, record_property: Any
 ) -> None:
-    worker = stack.start("worker", tmp_path / "worker-1.log")
-    with stack.api(tmp_path / "api.log") as (client, api):
-        _worker_ready(worker)
+    worker = stack.start("worker")
+    with stack.serve() as (client, api):
+        stack.wait_ready(worker)
         first = client.post("/examples/report", json={}).json()["job_id"]
         assert settled(client, first)["status"] == "finished"
 
@@ -291,7 +241,7 @@ def test_broker_down_is_503_then_recovers_without_restarting_the_api(
                 f"celery: the worker exited ({worker.popen.returncode}) when its broker died; "
                 "restarted as compose's restart policy would",
             )
-            stack.start("worker", tmp_path / "worker-2.log")
+            stack.start("worker")
         body = settled(client, accepted.json()["job_id"], timeout=60)
         assert body["status"] == "finished", body
         assert api.popen.poll() is None
@@ -327,8 +277,8 @@ print(task_id)
 
 
 def test_a_pickle_message_is_refused_and_runs_nothing(stack: Stack, tmp_path: Path) -> None:
-    worker = stack.start("worker", tmp_path / "worker.log")
-    _worker_ready(worker)
+    worker = stack.start("worker")
+    stack.wait_ready(worker)
     marker = tmp_path / "unpickled"
     task_name = f"{stack.project.package}.tasks.examples.send_welcome_email"
     published = run(
@@ -347,7 +297,7 @@ def test_a_pickle_message_is_refused_and_runs_nothing(stack: Stack, tmp_path: Pa
     )
     task_id = published.stdout.strip()
     wait_for(lambda: "untrusted content of type pickle" in worker.log(), 20, what="the refusal")
-    with stack.api(tmp_path / "api.log") as (client, _):
+    with stack.serve() as (client, _):
         # The worker goes on with JSON jobs...
         job_id = client.post("/examples/welcome-email", json={"email": "a@example.com"}).json()
         assert settled(client, job_id["job_id"])["status"] == "finished"
@@ -372,33 +322,19 @@ def test_cron_heartbeat_runs_at_the_minute(
     """scheduling=cron: Beat sends the example job on EXAMPLE_HEARTBEAT_CRON (every minute
     here); its tick is the minute. The schedule is the broker's business only through
     sending, so Redis as the broker is enough here."""
-    answers = {
-        "project_name": "Acme Orders",
-        "task_backend": "celery",
-        "celery_broker": "redis",
-        "scheduling": "cron",
-    }
-    result = copie_session.copy(extra_answers=answers)
-    assert result.exit_code == 0, result.exception
-    uv_sync(result.project_dir)
-    project = Project(
-        result.project_dir, result.answers["package_name"], compose_services(result.project_dir)
-    )
-    stack = Stack(project, request.getfixturevalue("redis_server"), None)
-    stack.env["EXAMPLE_HEARTBEAT_CRON"] = "* * * * *"
-    try:
-        worker = stack.start("worker", tmp_path / "worker.log")
-        beat = stack.start("scheduler", tmp_path / "beat.log")
-        with stack.api(tmp_path / "api.log") as (client, _):
-            _worker_ready(worker)
+    project = render(copie_session, "celery-redis", scheduling="cron")
+    env = ENV | {"EXAMPLE_HEARTBEAT_CRON": "* * * * *"}
+    with Stack(project, request, tmp_path, env) as stack:
+        worker = stack.start("worker")
+        beat = stack.start("scheduler")
+        with stack.serve() as (client, _):
+            stack.wait_ready(worker)
             beats = wait_for(
                 lambda: client.get("/examples/heartbeats").json(),
                 timeout=75,
                 interval=0.5,
                 what=f"a cron heartbeat:\n{beat.log()[-3000:]}",
             )
-    finally:
-        stack.stop_all()
     tick = datetime.fromisoformat(beats[0]["tick"])
     assert (tick.second, tick.microsecond) == (0, 0)
     assert len(beats) == 1

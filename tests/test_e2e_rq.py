@@ -17,108 +17,36 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from e2e.stack import Project, Stack, render
 
-from helpers import (
-    Process,
-    compose_services,
-    descendants,
-    free_port,
-    job_status,
-    kill_tree,
-    run,
-    serving,
-    settled,
-    uv_sync,
-    wait_for,
-)
+from helpers import descendants, free_port, job_status, kill_tree, run, settled, wait_for
 from servers import RedisServer
 
 pytestmark = pytest.mark.e2e
 
 TIMEOUT = 10  # JOB_TIMEOUT_SECONDS in these tests: the recovery bound is stated for it
-
-
-class Project:
-    def __init__(self, path: Path, package: str) -> None:
-        self.path = path
-        self.package = package
-        self.services = compose_services(path)
-
-    def command(self, service: str) -> str:
-        command: str = self.services[service]["command"]
-        return command
-
-
-def render(copie_session: Any, **answers: Any) -> Project:
-    result = copie_session.copy(
-        extra_answers={
-            "project_name": "Acme Orders",
-            "loss_tolerable": False,
-            "task_backend": "rq",
-            **answers,
-        }
-    )
-    assert result.exit_code == 0, result.exception
-    uv_sync(result.project_dir)
-    return Project(result.project_dir, result.answers["package_name"])
+ENV = {
+    "JOB_TIMEOUT_SECONDS": str(TIMEOUT),
+    "JOB_MAX_RETRIES": "3",
+    "EXAMPLE_HEARTBEAT_SECONDS": "2",
+}
 
 
 @pytest.fixture(scope="module")
 def project(copie_session: Any) -> Project:
-    return render(copie_session, scheduling="interval", monitoring=True)
-
-
-def env_for(server: RedisServer, **extra: str) -> dict[str, str]:
-    return {
-        "REDIS_URL": server.url,
-        "JOB_TIMEOUT_SECONDS": str(TIMEOUT),
-        "JOB_MAX_RETRIES": "3",
-        "EXAMPLE_HEARTBEAT_SECONDS": "2",
-        **extra,
-    }
-
-
-class Stack:
-    """The API and any number of workers and schedulers of one project on one Redis."""
-
-    def __init__(self, project: Project, server: RedisServer, logs: Path) -> None:
-        self.project, self.server, self.logs = project, server, logs
-        self.processes: list[Process] = []
-
-    def start(self, service: str, **extra_env: str) -> Process:
-        name = f"{service}-{len(self.processes)}"
-        process = Process(
-            self.project.command(service),
-            self.project.path,
-            env_for(self.server, **extra_env),
-            self.logs / f"{name}.log",
-        )
-        self.processes.append(process)
-        return process
-
-    def stop_all(self) -> None:
-        for process in self.processes:
-            process.stop()
+    return render(copie_session, "rq", loss_tolerable=False, scheduling="interval", monitoring=True)
 
 
 @pytest.fixture
 def stack(
-    project: Project, redis_server: RedisServer, tmp_path: Path
+    project: Project, request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[tuple[Stack, httpx.Client]]:
-    stack = Stack(project, redis_server, tmp_path)
-    port = free_port()
-    env = env_for(redis_server, UVICORN_HOST="127.0.0.1", UVICORN_PORT=str(port))
-    try:
-        with serving(project.path, project.command("api"), port, env, tmp_path / "api.log") as (
-            client,
-            _,
-        ):
-            yield stack, client
-    finally:
-        stack.stop_all()
-        for log in sorted(tmp_path.glob("*.log")):
-            print(f"--- {log.name}\n{log.read_text()[-3000:]}")
+    """The API, served before the test, and any workers and schedulers it starts, on a
+    fresh Redis."""
+    with Stack(project, request, tmp_path, ENV) as stack_, stack_.serve() as (client, _):
+        yield stack_, client
     # Redis has a password (as in compose), and no process ever prints it.
+    redis_server = stack_.redis
     assert redis_server.password and redis_server.password in redis_server.url
     for log in sorted(tmp_path.glob("*.log")):
         assert redis_server.password not in log.read_text(), f"{log.name} shows the password"
@@ -170,7 +98,7 @@ def test_jobs_finish_retry_and_fail_over_http(stack: tuple[Stack, httpx.Client])
 
 def test_bad_input_is_422_and_enqueues_nothing(stack: tuple[Stack, httpx.Client]) -> None:
     stack_, client = stack
-    connection = redis.Redis.from_url(stack_.server.url)
+    connection = redis.Redis.from_url(stack_.redis.url)
     before = set(connection.scan_iter("rq:job:*"))
     for path, payload in [
         ("/examples/welcome-email", {"email": "not-an-email"}),
@@ -191,7 +119,7 @@ def test_bad_input_is_422_and_enqueues_nothing(stack: tuple[Stack, httpx.Client]
 def test_queue_holds_only_json(stack: tuple[Stack, httpx.Client]) -> None:
     stack_, client = stack
     job_id = report(client, seconds=0)  # no worker yet: the job waits in Redis
-    connection = redis.Redis.from_url(stack_.server.url)
+    connection = redis.Redis.from_url(stack_.redis.url)
     data = connection.hget(f"rq:job:{job_id}", "data")
     assert data is not None
     payload = json.loads(zlib.decompress(data))  # RQ's JSONSerializer (zlib'd): no pickle
@@ -231,12 +159,12 @@ def test_a_pickled_job_is_refused_and_runs_nothing(
     enqueued = run(
         [
             "uv", "run", "--quiet", "python", "-c", PICKLE_ENQUEUER,
-            stack_.server.url, str(marker), stack_.project.package,
+            stack_.redis.url, str(marker), stack_.project.package,
         ],
         cwd=stack_.project.path,
     )  # fmt: skip
     pickled = enqueued.stdout.strip()
-    data = redis.Redis.from_url(stack_.server.url).hget(f"rq:job:{pickled}", "data")
+    data = redis.Redis.from_url(stack_.redis.url).hget(f"rq:job:{pickled}", "data")
     assert data is not None and zlib.decompress(data).startswith(b"\x80"), "not a pickle"
     worker = stack_.start("worker")
     body = settled(client, pickled)
@@ -249,7 +177,7 @@ def test_a_pickled_job_is_refused_and_runs_nothing(
     # ...and nothing of the pickled job ran: not unpickled, the task never started.
     assert not marker.exists()
     assert f"{stack_.project.package}:attempts:{pickled}" not in {
-        k.decode() for k in redis.Redis.from_url(stack_.server.url).scan_iter("*:attempts:*")
+        k.decode() for k in redis.Redis.from_url(stack_.redis.url).scan_iter("*:attempts:*")
     }
 
 
@@ -320,7 +248,7 @@ def test_two_schedulers_run_each_tick_once(stack: tuple[Stack, httpx.Client]) ->
 
 def test_redis_outage_answers_503_and_loses_nothing(stack: tuple[Stack, httpx.Client]) -> None:
     stack_, client = stack
-    server = stack_.server
+    server = stack_.redis
     accepted = [report(client, seconds=0.2) for _ in range(5)]  # no worker yet
     time.sleep(1.5)  # the AOF is fsynced every second
     server.kill()
@@ -347,21 +275,20 @@ def test_redis_outage_answers_503_and_loses_nothing(stack: tuple[Stack, httpx.Cl
 
 
 def test_dashboard_needs_basic_auth(
-    project: Project, redis_server: RedisServer, tmp_path: Path
+    project: Project, request: pytest.FixtureRequest, redis_server: RedisServer, tmp_path: Path
 ) -> None:
     port = free_port()
     service = project.services["dashboard"]
     assert service["ports"] == ["127.0.0.1:9181:9181"]
     assert service["environment"]["DASHBOARD_HOST"] == "0.0.0.0"  # in its container
-    env = {
-        "REDIS_URL": redis_server.url,
-        "DASHBOARD_HOST": "127.0.0.1",
-        "DASHBOARD_PORT": str(port),
-        "DASHBOARD_USERNAME": "admin",
-        "DASHBOARD_PASSWORD": "s3cret",
-    }
-    dashboard = Process(project.command("dashboard"), project.path, env, tmp_path / "dash.log")
-    try:
+    with Stack(project, request, tmp_path) as stack:  # REDIS_URL, and nothing else of ENV
+        dashboard = stack.start(
+            "dashboard",
+            DASHBOARD_HOST="127.0.0.1",
+            DASHBOARD_PORT=str(port),
+            DASHBOARD_USERNAME="admin",
+            DASHBOARD_PASSWORD="s3cret",
+        )
         base = f"http://127.0.0.1:{port}/"
         assert wait_for(lambda: _answers(base) or dashboard.popen.poll() is not None, 60)
         assert dashboard.popen.poll() is None, f"the dashboard exited:\n{dashboard.log()}"
@@ -380,8 +307,6 @@ def test_dashboard_needs_basic_auth(
         assert unknown.status_code == 404, unknown.text
         assert redis_server.password
         assert redis_server.password not in page.text + workers.text + dashboard.log()
-    finally:
-        dashboard.stop()
 
 
 def _answers(url: str) -> bool:
@@ -393,19 +318,13 @@ def _answers(url: str) -> bool:
 
 
 def test_cron_heartbeats_run_on_the_minute(
-    copie_session: Any, redis_server: RedisServer, tmp_path: Path
+    copie_session: Any, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    project = render(copie_session, scheduling="cron")
-    stack = Stack(project, redis_server, tmp_path)
-    port = free_port()
-    env = env_for(redis_server, UVICORN_HOST="127.0.0.1", UVICORN_PORT=str(port))
-    try:
+    project = render(copie_session, "rq", loss_tolerable=False, scheduling="cron")
+    with Stack(project, request, tmp_path, ENV) as stack:
         stack.start("worker", EXAMPLE_HEARTBEAT_CRON="* * * * *")
         stack.start("scheduler", EXAMPLE_HEARTBEAT_CRON="* * * * *")
-        with serving(project.path, project.command("api"), port, env, tmp_path / "api.log") as (
-            client,
-            _,
-        ):
+        with stack.serve() as (client, _):
             beats = wait_for(
                 lambda: client.get("/examples/heartbeats").json(), 75, interval=1, what="a beat"
             )
@@ -413,5 +332,3 @@ def test_cron_heartbeats_run_on_the_minute(
         assert (tick.second, tick.microsecond) == (0, 0), beats
         ran_at = datetime.fromisoformat(beats[0]["ran_at"])
         assert 0 <= (ran_at - tick).total_seconds() < 10, beats
-    finally:
-        stack.stop_all()

@@ -39,20 +39,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import e2e.stack
 import httpx
 import pytest
 import redis
+from e2e.stack import DURABLE, Project, render
 
-from helpers import (
-    Process,
-    compose_services,
-    free_port,
-    job_status,
-    run,
-    servers_env,
-    uv_sync,
-    wait_for,
-)
+from helpers import job_status, run, wait_for
 from loadgen import Api, Executions, Load, Workers, add_counting_task
 from servers import RABBITMQ_SERVER, RabbitMQServer, RedisServer
 
@@ -73,24 +66,8 @@ ANSWER_BOUND = BROKER_TIMEOUT + 2  # s: what the README promises a request to a 
 HANG = 15  # s: how long a broker stays hung (SIGSTOP) in the gray-failure runs
 LOG_TAIL = int(os.environ.get("LOG_TAIL", "2000"))  # characters of each log a failure shows
 
-TIERS: dict[str, dict[str, Any]] = {
-    "rq": {"task_backend": "rq"},
-    "celery-redis": {"task_backend": "celery", "celery_broker": "redis"},
-    "celery-rabbitmq": {"task_backend": "celery", "celery_broker": "rabbitmq"},
-    "background_tasks": {"task_backend": "background_tasks", "loss_tolerable": True},
-}
-DURABLE = ["rq", "celery-redis", "celery-rabbitmq"]
 #: Jobs one worker process tree runs at once: what a fault can catch half done.
 IN_FLIGHT = {"rq": 1, "celery-redis": CONCURRENCY, "celery-rabbitmq": CONCURRENCY}
-
-
-@dataclass
-class Project:
-    tier: str
-    path: Path
-    package: str
-    services: dict[str, Any]
-    answers: dict[str, Any]
 
 
 @pytest.fixture(scope="module")
@@ -100,61 +77,40 @@ def projects(copie_session: Any) -> Callable[[str], Project]:
 
     def get(tier: str) -> Project:
         if tier not in rendered:
-            answers = {"project_name": "Acme Orders", "loss_tolerable": False, **TIERS[tier]}
-            result = copie_session.copy(extra_answers=answers)
-            assert result.exit_code == 0, result.exception
-            package = result.answers["package_name"]
-            add_counting_task(result.project_dir, package)
-            uv_sync(result.project_dir)
-            services = compose_services(result.project_dir)
-            rendered[tier] = Project(tier, result.project_dir, package, services, result.answers)
+            rendered[tier] = render(
+                copie_session,
+                tier,
+                prepare=lambda new: add_counting_task(new.path, new.package),
+                loss_tolerable=(tier == "background_tasks"),  # the tier that may lose jobs
+            )
         return rendered[tier]
 
     return get
 
 
-class Stack:
-    """One project's API and workers on fresh servers, and the file its task counts in."""
+class Stack(e2e.stack.Stack):
+    """One project's API and workers on fresh servers, and the file its task counts in:
+    the API restartable on its port, WORKERS workers brought back when they exit."""
 
     def __init__(self, project: Project, request: pytest.FixtureRequest, logs: Path) -> None:
-        self.project, self.logs = project, logs
         self.count_file = logs / "executions.txt"
-        durable = project.tier != "background_tasks"
-        self.redis: RedisServer | None = (
-            request.getfixturevalue("redis_server") if durable else None
-        )
-        self.rabbitmq: RabbitMQServer | None = (
-            request.getfixturevalue("rabbitmq_server")
-            if project.tier == "celery-rabbitmq"
-            else None
-        )
-        self.env = {
-            **servers_env(request, project.answers["task_backend"], project.answers),
+        env = {
             "JOB_TIMEOUT_SECONDS": str(TIMEOUT),
             "JOB_MAX_RETRIES": "3",
             "WORKER_CONCURRENCY": str(CONCURRENCY),
             "LOADCOUNT_FILE": str(self.count_file),
             "BROKER_TIMEOUT_SECONDS": str(BROKER_TIMEOUT),
         }
-        port = free_port()
-        api_env = {"UVICORN_HOST": "127.0.0.1", "UVICORN_PORT": str(port)}
-        self.api = Api(lambda name: self.process("api", name, **api_env), port)
+        super().__init__(project, request, logs, env, node_names=True, log_tail=LOG_TAIL)
+        self.api = Api(lambda name: self.process("api", name, **self.api_env), self.port)
         self.workers: Workers | None = None
-        if durable:
-            marker = "Listening on" if project.tier == "rq" else "ready."
+        if project.durable:
             self.workers = Workers(
-                lambda name: self.process("worker", name), WORKERS, lambda p: marker in p.log()
+                lambda name: self.process("worker", name), WORKERS, self.worker_ready
             )
 
-    def process(self, service: str, name: str, **env: str) -> Process:
-        command = self.project.services[service]["command"]
-        if service == "worker" and self.project.tier.startswith("celery"):
-            # Each compose container has a hostname of its own; two Celery workers on one
-            # host need distinct node names (RabbitMQ locks a node's pidbox queue).
-            command += f" --hostname {name}@%h"
-        return Process(command, self.project.path, self.env | env, self.logs / f"{name}.log")
-
-    def start(self) -> Stack:
+    def up(self) -> Stack:
+        """The workers, then the API, as `docker compose up` starts them."""
         if self.workers is not None:
             self.workers.start()
         self.api.start()
@@ -213,24 +169,18 @@ class Stack:
         """Jobs that could still run (a failed job in RQ's registry will not)."""
         return {name: n for name, n in self.pending().items() if n and name != "failed"}
 
-    def close(self) -> None:
+    def stop(self) -> None:
         if self.workers is not None:
-            self.workers.stop()
-        for process in self.api.processes:
-            process.stop()
+            self.workers.stop()  # first, or its watcher starts the workers stopped below again
+        super().stop()
 
 
 @pytest.fixture
 def stack(
     request: pytest.FixtureRequest, projects: Callable[[str], Project], tmp_path: Path
 ) -> Iterator[Stack]:
-    stack = Stack(projects(request.param), request, tmp_path)
-    try:
+    with Stack(projects(request.param), request, tmp_path) as stack:
         yield stack
-    finally:
-        stack.close()
-        for log in sorted(tmp_path.glob("*.log")):
-            print(f"--- {log.name}\n{log.read_text(errors='replace')[-LOG_TAIL:]}")
 
 
 # --- No fault: 5,000 jobs, each runs exactly once ----------------------------------------
@@ -238,7 +188,7 @@ def stack(
 
 @pytest.mark.parametrize("stack", DURABLE, indirect=True)
 def test_every_accepted_job_runs_exactly_once(stack: Stack, record_property: Any) -> None:
-    stack.start()
+    stack.up()
     load = Load(stack.api.base_url, prefix="n", concurrency=CLIENTS, total=JOBS).start()
     load.join(timeout=300)
     accepted = load.snapshot()
@@ -416,7 +366,7 @@ def test_a_fault_under_load_loses_no_accepted_job(
     stack: Stack, fault: str, record_property: Any
 ) -> None:
     tier = stack.project.tier
-    stack.start()
+    stack.up()
     load = Load(stack.api.base_url, prefix="f", concurrency=CLIENTS, rate=RATE).start()
     try:
         wait_for(lambda: len(stack.executions().counts) >= RATE, 60, what="the load to run")
@@ -495,10 +445,13 @@ def test_background_tasks_lose_accepted_jobs_when_the_api_dies(
     """The in-process tier under load, API killed and restarted: jobs answered 202 and
     not yet finished are gone. The generated README says so; this counts them."""
     readme = (stack.project.path / "README.md").read_text()
-    assert "**Best effort: a restart or a crash loses every queued, delayed and running job**" in readme
+    assert (
+        "**Best effort: a restart or a crash loses every queued, delayed and running job**"
+        in readme
+    )
     assert "A crash (`kill -9`, out of memory) loses every job" in readme
 
-    stack.start()
+    stack.up()
     load = Load(
         stack.api.base_url, prefix="b", concurrency=CLIENTS, rate=BG_RATE, seconds=BG_SECONDS
     ).start()
@@ -553,7 +506,7 @@ def test_a_frozen_worker_woken_later_changes_no_final_status(
     and when it wakes, its stale executions must not rewrite the jobs' final status."""
     assert stack.workers is not None
     tier = stack.project.tier
-    stack.start()
+    stack.up()
     load = Load(stack.api.base_url, prefix="z")
     busy = WORKERS * IN_FLIGHT[tier]  # every worker process runs one of these
     with httpx.Client(base_url=stack.api.base_url, timeout=10) as client:
@@ -621,7 +574,7 @@ def test_a_full_redis_answers_503_saying_so_and_loses_nothing(
     has room."""
     assert stack.redis is not None and stack.workers is not None
     tier = stack.project.tier
-    stack.start()
+    stack.up()
     store = redis.Redis.from_url(stack.redis.url)
     load = Load(stack.api.base_url, prefix="m")
     with httpx.Client(base_url=stack.api.base_url, timeout=10) as client:

@@ -15,23 +15,22 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
+from e2e.stack import Project, render
 
-from helpers import compose_binary, compose_services, run
+from helpers import compose_binary, run
 
 pytestmark = pytest.mark.render
 
-BASE: dict[str, Any] = {"project_name": "Acme Orders"}
-
-#: One project per tier and broker, each with every optional service (dashboard, scheduler).
+#: One project per tier and broker (e2e.stack.TIERS), each with every optional service
+#: (dashboard, scheduler): the answers added to the tier's.
 TIERS: dict[str, dict[str, Any]] = {
-    "background_tasks": {"task_backend": "background_tasks", "scheduling": "interval"},
-    "rq": {"loss_tolerable": False, "task_backend": "rq", "scheduling": "cron"},
-    "celery-redis": {"task_backend": "celery", "celery_broker": "redis", "scheduling": "cron"},
-    "celery-rabbitmq": {"task_backend": "celery", "celery_broker": "rabbitmq"},
+    "background_tasks": {"scheduling": "interval"},
+    "rq": {"loss_tolerable": False, "scheduling": "cron"},
+    "celery-redis": {"scheduling": "cron"},
+    "celery-rabbitmq": {},
 }
 
 #: The secrets compose needs from .env, per project above (it refuses to start without).
@@ -56,22 +55,12 @@ UNSAFE_SERIALIZERS = {"pickle", "application/x-python-serialize"}
 SECRET_NAME = re.compile(r"PASSWORD|_PASS\b|SECRET|TOKEN|BASIC_AUTH|API_KEY|PRIVATE_KEY")
 
 
-class Project:
-    def __init__(self, path: Path, package: str, tier: str) -> None:
-        self.path, self.package, self.tier = path, package, tier
-
-    def python_files(self, under: str = "") -> list[Path]:
-        return sorted((self.path / under).rglob("*.py"))
-
-
 @pytest.fixture(scope="module", params=list(TIERS))
 def project(request: pytest.FixtureRequest, copie_session: Any) -> Project:
-    answers = {**BASE, **TIERS[request.param]}
-    if answers["task_backend"] != "background_tasks":
+    answers = dict(TIERS[request.param])
+    if request.param != "background_tasks":
         answers["monitoring"] = True
-    result = copie_session.copy(extra_answers=answers)
-    assert result.exit_code == 0, result.exception
-    return Project(result.project_dir, result.answers["package_name"], request.param)
+    return render(copie_session, request.param, sync=False, **answers)
 
 
 def compose_config(project: Project, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -106,9 +95,7 @@ def test_compose_refuses_to_start_without_each_secret(project: Project) -> None:
 
 def test_ports_are_published_on_loopback_only(project: Project) -> None:
     published = [
-        str(port)
-        for service in compose_services(project.path).values()
-        for port in service.get("ports", [])
+        str(port) for service in project.services.values() for port in service.get("ports", [])
     ]
     assert published, "the API at least is published"
     assert all(port.startswith("127.0.0.1:") for port in published), published
@@ -229,7 +216,7 @@ def test_security_md_says_what_the_project_does(project: Project) -> None:
         assert topic in text, topic
     for name in REQUIRED[project.tier]:
         assert f"`{name}`" in text, name
-    for service in compose_services(project.path).values():
+    for service in project.services.values():
         for port in service.get("ports", []):
             assert f"({str(port).split(':')[1]})" in text, port
     tier = project.tier
