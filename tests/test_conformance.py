@@ -33,11 +33,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import e2e.stack
 import httpx
 import pytest
-from e2e.stack import DURABLE, TIERS, Project, render
 
+import e2e.stack
 from conformance_app import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
@@ -48,6 +47,7 @@ from conformance_app import (
     add_conformance_app,
     runs_of,
 )
+from e2e.stack import DURABLE, TIERS, Project, render
 from helpers import wait_for
 from loadgen import Api, Workers
 

@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from e2e.stack import Project, Stack, render
 
+from e2e.stack import Project, Stack, render
 from helpers import descendants, free_port, job_status, kill_tree, run, settled, wait_for
 from servers import RedisServer
 

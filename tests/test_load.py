@@ -39,12 +39,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import e2e.stack
 import httpx
 import pytest
 import redis
-from e2e.stack import DURABLE, Project, render
 
+import e2e.stack
+from e2e.stack import DURABLE, Project, render
 from helpers import job_status, run, wait_for
 from loadgen import Api, Executions, Load, Workers, add_counting_task
 from servers import RABBITMQ_SERVER, RabbitMQServer, RedisServer

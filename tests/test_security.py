@@ -18,8 +18,8 @@ import sys
 from typing import Any
 
 import pytest
-from e2e.stack import Project, render
 
+from e2e.stack import Project, render
 from helpers import compose_binary, run
 
 pytestmark = pytest.mark.render
