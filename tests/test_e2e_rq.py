@@ -187,10 +187,16 @@ def test_worker_killed_mid_job_every_job_still_finishes(
     stack_, client = stack
     worker = stack_.start("worker")
     jobs = [report(client, seconds=1.5) for _ in range(6)]
+    # A job is `started` once the worker claims it, before its work horse forks; the kill
+    # waits until one has begun its execution there (`attempts` counts it), so that the
+    # execution it cuts short is counted and the job's rerun says attempts == 2.
     wait_for(
-        lambda: any(job_status(client, j)["status"] == "started" for j in jobs),
+        lambda: any(
+            (body := job_status(client, j))["status"] == "started" and body["attempts"] >= 1
+            for j in jobs
+        ),
         30,
-        what="a job to start",
+        what="a job's execution to begin",
     )
     killed = kill_tree(worker)
     assert len(killed) >= 2, "the worker's tree should hold the worker and its work horse"
