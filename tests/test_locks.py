@@ -77,7 +77,10 @@ def test_every_combination_of_answers_gets_the_lock_of_its_dependencies(
     (own,) = [p for p in lock["package"] if p["source"] == {"virtual": "."}]
     assert own["name"] == pyproject["project"]["name"] == "acme-orders"
     locked = {r["name"] for r in own["metadata"]["requires-dist"]}
-    assert locked == _names(pyproject["project"]["dependencies"])
+    extras = pyproject["project"].get("optional-dependencies", {})
+    assert set(extras) == {"tracing"}
+    wanted = _names(pyproject["project"]["dependencies"]) | _names(extras["tracing"])
+    assert locked == wanted
     locked_dev = {r["name"] for r in own["metadata"]["requires-dev"]["dev"]}
     assert locked_dev == _names(pyproject["dependency-groups"]["dev"])
 
