@@ -366,6 +366,7 @@ def test_flower_shows_the_task(running: Running, logged_in: BrowserContext, shot
     page.wait_for_url(re.compile(rf"/task/{job_id}$"))
     page.get_by_text("SUCCESS").first.wait_for()
     assert "build_report" in page.content()
+    page.screenshot(path=shots / f"flower-task-{running.project.broker}.png")
     assert refused == [], f"Flower loaded these from elsewhere: {refused}"
 
 
