@@ -35,7 +35,14 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Route, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Response,
+    Route,
+    sync_playwright,
+)
 from playwright.sync_api import Error as PlaywrightError
 
 from e2e.stack import DURABLE, TIERS, Project, Stack, render
@@ -130,7 +137,7 @@ def running(
 ) -> Iterator[Running]:
     tier = request.param
     durable = tier != "background_tasks"
-    answers = {"loss_tolerable": False, "monitoring": True} if durable else {}
+    answers: dict[str, Any] = {"loss_tolerable": False, "monitoring": True} if durable else {}
     project = render(copie_session, tier, scheduling="interval", **answers)
     logs = tmp_path_factory.mktemp(f"logs-{tier}")
     with Stack(project, request, logs, ENV) as stack:
@@ -197,6 +204,12 @@ def logged_in(browser: Browser) -> Iterator[BrowserContext]:
     context.close()
 
 
+def status(response: Response | None) -> int:
+    """The HTTP status of a navigation (Playwright gives None for one that loaded nothing)."""
+    assert response is not None, "the navigation loaded no document"
+    return response.status
+
+
 def only_from(page: Page, base: str) -> list[str]:
     """Refuse every request ``page`` makes off ``base``'s origin: the list of those tried."""
     origin = urlsplit(base).netloc
@@ -222,7 +235,7 @@ def test_swagger_ui_renders_offline_and_runs_a_job(
     base = str(running.client.base_url).rstrip("/")
     page = context.new_page()
     refused = only_from(page, base)
-    assert page.goto(f"{base}/docs").status == 200
+    assert status(page.goto(f"{base}/docs")) == 200
     page.wait_for_selector(".opblock")
     listed = {
         (
@@ -244,9 +257,9 @@ def test_swagger_ui_renders_offline_and_runs_a_job(
     block.get_by_role("button", name="Try it out").click()
     block.locator("textarea.body-param__text").fill(json.dumps({"seconds": 0}))
     block.get_by_role("button", name="Execute").click()
-    status = block.locator(".live-responses-table .response .response-col_status")
-    status.wait_for()
-    assert status.inner_text().strip() == "202"
+    code = block.locator(".live-responses-table .response .response-col_status")
+    code.wait_for()
+    assert code.inner_text().strip() == "202"
     body = json.loads(
         block.locator(".live-responses-table .response-col_description pre").first.inner_text()
     )
@@ -275,7 +288,11 @@ def test_dashboard_refuses_a_browser_without_the_login(
             url = running.dashboard + path
             page = profile.new_page()
             seen: list[tuple[str, int]] = []
-            page.on("response", lambda r, seen=seen: seen.append((r.url, r.status)))
+
+            def record(response: Response, seen: list[tuple[str, int]] = seen) -> None:
+                seen.append((response.url, response.status))
+
+            page.on("response", record)
             try:
                 response = page.goto(url)
             except PlaywrightError as error:
@@ -316,7 +333,7 @@ def test_rq_dashboard_shows_the_job(
     job_id = running.report(seconds=0)
     page = logged_in.new_page()
     refused = only_from(page, running.dashboard)
-    assert page.goto(running.dashboard + "/").status == 200
+    assert status(page.goto(running.dashboard + "/")) == 200
     # The queues overview: the `default` queue's count of finished jobs, a link.
     queue = page.locator(
         '#queues tr[data-role="queue"]', has=page.locator("td", has_text="default")
@@ -347,17 +364,15 @@ def test_flower_shows_the_task(running: Running, logged_in: BrowserContext, shot
     (worker,) = [p for p in running.stack.processes if "worker" in p.command]
     wait_for(lambda: "enabled by remote" in worker.log(), 90, what="Flower to enable events")
     job_id = running.report(seconds=0)
-    user, password = LOGIN
     wait_for(
         lambda: job_id in httpx.get(f"{running.dashboard}/api/tasks", auth=LOGIN).json(),
         60,
         interval=0.5,
         what="Flower to list the job",
     )
-    assert user and password
     page = logged_in.new_page()
     refused = only_from(page, running.dashboard)
-    assert page.goto(running.dashboard + "/tasks").status == 200
+    assert status(page.goto(running.dashboard + "/tasks")) == 200
     row = page.locator("#tasks-table tbody tr", has_text=job_id)
     row.wait_for()
     assert "SUCCESS" in row.inner_text()
@@ -414,7 +429,7 @@ def test_flower_answers_without_the_login_only_metrics_healthcheck_static_logout
     worker = "celery@localhost"
     patterns: list[str] = project_python(running, ROUTES_OF_FLOWER)
     assert FLOWER_OPEN.keys() | FLOWER_NOT_FOUND <= set(patterns)
-    answers = {}
+    answers: dict[str, tuple[int, int, str]] = {}
     for pattern in patterns:
         path = pattern.replace("/?", "").replace("(.+)", job_id).replace("(.*)", "css/flower.css")
         path = "/no-such-page" if path == ".*" else path
@@ -422,10 +437,10 @@ def test_flower_answers_without_the_login_only_metrics_healthcheck_static_logout
             path = "/static/css/flower.css"
         elif path.startswith("/api/worker"):
             path = re.sub(rf"/{re.escape(job_id)}$", f"/{worker}", path)
-        get = httpx.get(running.dashboard + path, timeout=10)
-        post = httpx.post(running.dashboard + path, timeout=10)
-        answers[pattern] = (get.status_code, post.status_code, get.text[:200])
-        assert job_id not in get.text + post.text or pattern in FLOWER_NOT_FOUND, pattern
+        got = httpx.get(running.dashboard + path, timeout=10)
+        posted = httpx.post(running.dashboard + path, timeout=10)
+        answers[pattern] = (got.status_code, posted.status_code, got.text[:200])
+        assert job_id not in got.text + posted.text or pattern in FLOWER_NOT_FOUND, pattern
     print(json.dumps(answers, indent=1))
     for pattern, (get, post, text) in answers.items():
         if pattern in FLOWER_OPEN:
