@@ -19,9 +19,11 @@ ensure_uv
 # the packaged services; the tests never reach those. wrk and redis-benchmark are for the
 # benchmark's smoke test (tests/test_bench.py); sudo, ip and unshare for the test that follows
 # a generated README's "Without Docker" steps (tests/localrun.py: its own namespaces, in
-# which even the packaged RabbitMQ service it starts has fresh directories).
+# which even the packaged RabbitMQ service it starts has fresh directories). Chromium, Debian's,
+# is the headless browser of tests/test_browser.py (driven by Playwright, which downloads no
+# browser of its own here).
 ensure_debian_packages redis-server:redis-server rabbitmq-server:/usr/lib/rabbitmq/bin/rabbitmq-server \
-    wrk:wrk redis-tools:redis-benchmark sudo:sudo iproute2:ip util-linux:unshare
+    wrk:wrk redis-tools:redis-benchmark sudo:sudo iproute2:ip util-linux:unshare chromium:chromium
 log "$(redis-server --version | cut -d' ' -f1-3); rabbitmq-server $(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null || echo '?')"
 
 # --- tests ----------------------------------------------------------------------

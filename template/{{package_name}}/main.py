@@ -2,6 +2,7 @@
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from . import tasks
 from .body_limit import BodyLimit
@@ -30,7 +31,10 @@ def create_app() -> FastAPI:
     settings = get_settings()
     configure_logging(settings.log_level)
     tasks.discover()  # import every task module, so periodic jobs are declared
-    app = FastAPI(title=settings.app_title, lifespan=lifespan)
+    # FastAPI with /docs (Swagger UI) and /redoc served from this app's own copy of their
+    # JavaScript and CSS (under /static-offline-docs), not from a CDN: the docs render
+    # offline and behind a firewall that lets no browser reach the internet.
+    app = FastAPIOffline(title=settings.app_title, lifespan=lifespan)
     app.add_exception_handler(BrokerUnavailable, broker_unavailable)
     app.add_exception_handler(InvalidJobOption, invalid_job_option)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
