@@ -78,12 +78,12 @@ def _bound(le: float) -> str:
 
 def increments(task: str, outcome: str, duration: float | None = None) -> dict[str, float]:
     """What one execution's end adds to the store: its outcome's counter, and with a
-    ``duration`` its histogram bucket and sum."""
+    ``duration`` its histogram bucket and sum. Counts are ``int``, the sum a ``float``."""
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown outcome {outcome!r}; one of {', '.join(OUTCOMES)}")
     added: dict[str, float] = {_SEP.join(("jobs", task, outcome)): 1}
     if duration is not None and math.isfinite(duration):
-        seconds = max(duration, 0.0)
+        seconds = float(max(duration, 0.0))
         le = next(b for b in BUCKETS if seconds <= b)
         added[_SEP.join(("bucket", task, _bound(le)))] = 1
         added[_SEP.join(("sum", task))] = seconds
