@@ -6,7 +6,7 @@ or have the proxy in front refuse ``/metrics``.
 """
 
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST
+from fastapi.responses import PlainTextResponse
 
 from .. import tier_metrics
 from ..job_model import PERIODIC
@@ -14,8 +14,12 @@ from ..metrics import scrape
 
 router = APIRouter(tags=["metrics"])
 
+#: Prometheus's classic text format, which every Prometheus reads (the names here need
+#: none of the newer format's escaping).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-@router.get("/metrics", response_class=Response)
+
+@router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(request: Request) -> Response:
     """Job counts, durations, queue depths, workers, the scheduler's last tick and whether
     the broker answered; always 200, within about BROKER_TIMEOUT_SECONDS."""
@@ -25,4 +29,4 @@ async def metrics(request: Request) -> Response:
         within=tier_metrics.scrape_bound(),
         scheduling=bool(PERIODIC),
     )
-    return Response(content=body, media_type=CONTENT_TYPE_LATEST)
+    return Response(content=body, media_type=CONTENT_TYPE)
