@@ -77,7 +77,9 @@ def servers_env(request: Any, tier: str, answers: Mapping[str, Any]) -> dict[str
     return {"CELERY_BROKER_URL": broker, "CELERY_RESULT_BACKEND": db1, "REDIS_URL": db1}
 
 
-JINJA_LEFTOVER = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}")
+#: Jinja syntax left in a generated file. ``{{ $labels.x }}`` and ``{{ $value }}`` are Go
+#: templates (Prometheus alert annotations, deploy/prometheus/alerts.yml), never Jinja.
+JINJA_LEFTOVER = re.compile(r"\{\{(?!\s*\$).*?\}\}|\{%.*?%\}|\{#.*?#\}")
 
 
 def jinja_leftovers(project: Path, literals: tuple[str, ...] = ()) -> list[str]:

@@ -4,9 +4,11 @@ and ``POST /jobs/{job_id}/retry``."""
 from datetime import datetime
 from typing import Annotated, Any
 
+import anyio.to_thread
 from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel
 
+from .. import tier_metrics
 from ..job_model import JOB_ID, MAX_LIST_LIMIT, check_list_query
 from ..jobs import (
     JobInfo,
@@ -93,12 +95,16 @@ async def job_status(job_id: JobId, queue: JobQueueDep) -> JobOut:
 async def cancel_job(job_id: JobId, queue: JobQueueDep) -> JobOut:
     """Cancel a job that has not started: it never runs."""
     try:
-        return JobOut.of(await queue.cancel(_known_form(job_id)))
+        info = await queue.cancel(_known_form(job_id))
     except JobNotFound:
         raise HTTPException(status_code=404, detail=f"no job {job_id!r}") from None
     except JobNotCancellable as exc:
         detail = str(exc) or "it has started or ended; only a job not running yet can be cancelled"
         raise HTTPException(status_code=409, detail=f"job {job_id!r}: {detail}") from None
+    # background_jobs_total{outcome="cancelled"} (a blocking write on the durable tiers,
+    # bounded by its client's timeout; a failed write is logged, never raised).
+    await anyio.to_thread.run_sync(tier_metrics.record, info.task or "unknown", "cancelled")
+    return JobOut.of(info)
 
 
 @router.post(

@@ -1,0 +1,32 @@
+"""``GET /metrics``: job metrics in Prometheus text format (see ``metrics.py``).
+
+Unauthenticated, as Prometheus scrapes it: it shows task names, queue names and counts,
+never a job's arguments, results or errors. Keep the API port off the public internet,
+or have the proxy in front refuse ``/metrics``.
+"""
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import PlainTextResponse
+
+from .. import tier_metrics
+from ..job_model import PERIODIC
+from ..metrics import scrape
+
+router = APIRouter(tags=["metrics"])
+
+#: Prometheus's classic text format, which every Prometheus reads (the names here need
+#: none of the newer format's escaping).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+async def metrics(request: Request) -> Response:
+    """Job counts, durations, queue depths, workers, the scheduler's last tick and whether
+    the broker answered; always 200, within about BROKER_TIMEOUT_SECONDS."""
+    body = await scrape(
+        tier_metrics.totals,
+        lambda: tier_metrics.broker_state(request.app),
+        within=tier_metrics.scrape_bound(),
+        scheduling=bool(PERIODIC),
+    )
+    return Response(content=body, media_type=CONTENT_TYPE)
