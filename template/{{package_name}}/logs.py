@@ -124,6 +124,7 @@ def configure_logging(level: str, log_format: str = "text") -> None:
 
     chosen = formatter(log_format)
     logging.basicConfig(level=level.upper())
+    logging.captureWarnings(True)  # Python's warnings as log lines too (py.warnings)
     # uvicorn's own lines (start-up, access log) through the same handler and format.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         server_logger = logging.getLogger(name)
