@@ -59,8 +59,11 @@ def run(
 
 
 def uv_sync(project: Path) -> None:
-    """Install a generated project from its lock: a missing or stale uv.lock fails."""
-    run(["uv", "sync", "--locked", "--quiet"], cwd=project)
+    """Install a generated project from its lock: a missing or stale uv.lock fails. A
+    project generated with ``tracing`` gets its ``tracing`` extra, as its README says."""
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text()) or {}
+    extras = ["--extra", "tracing"] if answers.get("tracing") else []
+    run(["uv", "sync", "--locked", "--quiet", *extras], cwd=project)
 
 
 def servers_env(request: Any, tier: str, answers: Mapping[str, Any]) -> dict[str, str]:

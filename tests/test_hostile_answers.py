@@ -272,6 +272,7 @@ def accepted_answer_sets() -> st.SearchStrategy[dict[str, Any]]:
         if answers["task_backend"] != "background_tasks":
             answers["monitoring"] = draw(st.booleans())
         answers["include_examples"] = draw(st.booleans())
+        answers["tracing"] = draw(st.booleans())
         answers["ci"] = draw(st.sampled_from(["github", "none"]))
         answers["python_version"] = draw(st.sampled_from(["3.11", "3.12", "3.13"]))
         answers["project_name"] = draw(TEXT.filter(lambda s: bool(s.strip()) and not unwritable(s)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,10 @@ PAIRS: list[dict[str, Any]] = [
         "ci": "none",
     },
     {"loss_tolerable": False, "task_backend": "rq", "python_version": "3.13", "scheduling": "cron"},
+    # Tracing on each tier (its extra installed): tracing.py differs by tier.
+    {"tracing": True, "scheduling": "interval"},
+    {"tracing": True, "loss_tolerable": False, "task_backend": "rq", "scheduling": "cron"},
+    {"tracing": True, "task_backend": "celery", "celery_broker": "rabbitmq"},
 ]
 
 #: The secrets compose refuses to start without (given when .env is left out).
@@ -154,6 +159,11 @@ def test_rendered_project_is_complete_and_clean(
     assert recorded["task_backend"] == tier
     assert (project / package / "celery_app.py").exists() == (tier == "celery")
     assert (project / package / "worker.py").exists() == (tier == "rq")
+    tracing = answers.get("tracing", False)
+    assert (project / package / "tracing.py").exists() == tracing
+    if not tracing:  # nothing imports OpenTelemetry
+        imports = re.compile(r"^\s*(from|import) opentelemetry", re.MULTILINE)
+        assert not [p for p in project.rglob("*.py") if imports.search(p.read_text())]
     for key, value in answers.items():
         assert recorded[key] == value, key
     # Text answers survive as data in TOML and Python, whatever they contain.

@@ -11,9 +11,9 @@ import copy
 import json
 import math
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
@@ -123,9 +123,12 @@ class JobContext:
     job_id: str
     attempt: int  # executions started so far, this one included (1 on the first run)
     task: str = ""
+    #: The id of the request that enqueued the job (``X-Request-ID``); None outside one.
+    request_id: str | None = None
 
 
 _current_job: contextvars.ContextVar[JobContext] = contextvars.ContextVar("current_job")
+_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
 
 def current_job() -> JobContext:
@@ -136,12 +139,73 @@ def current_job() -> JobContext:
         raise RuntimeError("current_job() is only available inside a running job") from None
 
 
+def job_or_none() -> JobContext | None:
+    """The running job, or None outside one (the log filter reads it)."""
+    return _current_job.get(None)
+
+
+def request_id() -> str | None:
+    """The id of the request being served (``request_ids.py`` sets it), else None."""
+    return _request_id.get()
+
+
 @contextmanager
-def running_as(context: JobContext) -> Iterator[None]:
-    """Used by the backends around each execution of a task."""
-    token = _current_job.set(context)
+def serving_request(rid: str) -> Iterator[None]:
+    """Used by the request-id middleware around each request."""
+    token = _request_id.set(rid)
     try:
         yield
+    finally:
+        _request_id.reset(token)
+
+
+# --- What travels with a job: its metadata -------------------------------------------
+#
+# Each tier carries a small dict of strings with every job (rq: the job's meta; Celery: a
+# message header; in-process: the job's record): the enqueueing request's id, and what
+# the optional tracing module adds (the W3C ``traceparent``). It is made at enqueue, in
+# the request, by :func:`job_metadata`, and given back to :func:`running_as` when the job
+# runs. Arguments never go in it.
+
+#: Fill the metadata of a job being enqueued (tracing.py registers one).
+INJECTORS: list[Callable[[dict[str, str]], None]] = []
+#: Context managers entered around each execution, given the job and its metadata (a
+#: tracing span, for example).
+AROUND_RUN: list[Callable[[JobContext, Mapping[str, str]], AbstractContextManager[Any]]] = []
+
+
+def job_metadata() -> dict[str, str]:
+    """What travels with a job enqueued now: the request id (when in a request) and
+    what the registered :data:`INJECTORS` add."""
+    metadata: dict[str, str] = {}
+    rid = request_id()
+    if rid is not None:
+        metadata["request_id"] = rid
+    for inject in INJECTORS:
+        inject(metadata)
+    return metadata
+
+
+def metadata_from(value: object) -> dict[str, str]:
+    """A job's metadata as read back from its tier: only string keys and values (a job
+    enqueued by an older version has none)."""
+    if not isinstance(value, Mapping):
+        return {}
+    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+@contextmanager
+def running_as(context: JobContext, metadata: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Used by the backends around each execution of a task, with the job's metadata."""
+    meta = metadata or {}
+    if context.request_id is None and "request_id" in meta:
+        context = replace(context, request_id=meta["request_id"])
+    token = _current_job.set(context)
+    try:
+        with ExitStack() as stack:
+            for around in AROUND_RUN:
+                stack.enter_context(around(context, meta))
+            yield
     finally:
         _current_job.reset(token)
 

@@ -4,11 +4,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 
-from . import tasks
+from . import tasks, telemetry
 from .body_limit import BodyLimit
 from .config import get_settings
 from .jobs import BrokerUnavailable, InvalidJobOption, lifespan
 from .logs import configure_logging
+from .request_ids import RequestIds
 from .routes import all_routers
 
 
@@ -29,7 +30,8 @@ async def invalid_job_option(request: Request, exc: Exception) -> JSONResponse:
 
 def create_app() -> FastAPI:
     settings = get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
+    telemetry.setup_tracing("api")
     tasks.discover()  # import every task module, so periodic jobs are declared
     # FastAPI with /docs (Swagger UI) and /redoc served from this app's own copy of their
     # JavaScript and CSS (under /static-offline-docs), not from a CDN: the docs render
@@ -38,8 +40,10 @@ def create_app() -> FastAPI:
     app.add_exception_handler(BrokerUnavailable, broker_unavailable)
     app.add_exception_handler(InvalidJobOption, invalid_job_option)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestIds)  # outermost: every answer carries X-Request-ID
     for router in all_routers():
         app.include_router(router)
+    telemetry.instrument_app(app)
     return app
 
 
