@@ -24,6 +24,9 @@ virtualenv, starts a throwaway Redis on a free loopback port, and measures, repe
   (acks late, prefetch 1, JSON), to tell what they cost from the template's own overhead;
 * enqueue-to-finished latency p50/p99 at half the measured throughput;
 * worker start-up: seconds from launch until the first job ran (project and stock);
+* the metrics' cost: ``POST /examples/report`` req/s of the app against the same app with
+  ``METRICS_ENABLED=false``, loaded in turn in each round; and ``GET /metrics`` (req/s
+  against ``GET /health``, p50) with ``--waiting`` jobs (10,000) waiting on a queue;
 * ``copier copy`` wall time against copier's own start-up (``copier --version``).
 
 It prints a table and writes JSON (``--json``, default benchmarks/results/latest.json).
@@ -237,6 +240,34 @@ def lpush_rate(redis: Redis) -> float:
     return float(re.findall(r"LPUSH[^:]*:\s+([\d.]+) requests per second", out)[-1])
 
 
+WAITING_LINE = re.compile(r'^background_jobs_waiting\{queue="default"\} ([0-9.e+]+)$', re.M)
+
+
+def waiting(base: str) -> int:
+    with urllib.request.urlopen(f"{base}/metrics", timeout=30) as answer:  # loopback only
+        found = WAITING_LINE.search(answer.read().decode())
+    return int(float(found.group(1))) if found else 0
+
+
+def scrape_figures(
+    tier: str, base: str, options: argparse.Namespace, workdir: Path
+) -> dict[str, Any]:
+    """``GET /metrics`` loaded by wrk with at least ``options.waiting`` jobs waiting on
+    the default queue (no worker runs): topped up through the API after the enqueue
+    runs. The in-process tier runs its jobs at once: nothing waits there."""
+    count = waiting(base)
+    if tier != "background_tasks" and count < options.waiting:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda _: post_json(f"{base}/examples/report", {"seconds": 0}),
+                          range(options.waiting - count)))  # fmt: skip
+        count = waiting(base)
+    log(f"{tier}: GET /metrics with {count} jobs waiting")
+    return {"waiting": count, "metrics": wrk(f"{base}/metrics", options.seconds, None, workdir),
+            "health": wrk(f"{base}/health", options.seconds, None, workdir)}  # fmt: skip
+
+
 def python_json(project: Path, args: list[str], env: dict[str, str], timeout: float) -> Any:
     out = subprocess.run(
         [str(project / ".venv/bin/python"), *args], cwd=project, env=env, check=True,
@@ -267,6 +298,10 @@ def bench_tier(tier: str, options: argparse.Namespace, workdir: Path) -> dict[st
         port = free_port()
         server = serve(project, env, port)
         base = f"http://127.0.0.1:{port}"
+        # The same app with its metrics off (no /metrics route, nothing recorded), served
+        # beside it and loaded in turn: the enqueue's cost of the metrics, side by side.
+        port_off = free_port()
+        server_off = serve(project, {**env, "METRICS_ENABLED": "false"}, port_off)
 
         def new_job() -> str:  # read by the status run; enqueued just before it
             job = post_json(f"{base}/examples/report", {"seconds": 0})["job_id"]
@@ -283,6 +318,10 @@ def bench_tier(tier: str, options: argparse.Namespace, workdir: Path) -> dict[st
                 '{"email": "a@example.com", "send_in_seconds": 3600}',
             ),
             "status": (new_job, None),
+            "report, metrics off": (
+                f"http://127.0.0.1:{port_off}/examples/report",
+                '{"seconds": 0}',
+            ),
         }
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in endpoints}
         try:
@@ -293,8 +332,10 @@ def bench_tier(tier: str, options: argparse.Namespace, workdir: Path) -> dict[st
                         body = body.replace("RUN", f"{attempt}")
                     target = url() if callable(url) else url
                     runs[name].append(wrk(target, options.seconds, body, workdir))
+            figures["scrape"] = scrape_figures(tier, base, options, workdir)
         finally:
             stop(server)
+            stop(server_off)
         figures["http"] = runs
         redis.flush()  # the jobs wrk enqueued: no worker ran them
 
@@ -363,6 +404,16 @@ def rows(figures: dict[str, Any], copier_start: list[float]) -> list[dict[str, A
         if endpoint in http:
             rates = [run["per_second"] for run in http[endpoint]]
             add(f"{endpoint} / health req/s", rates, health, "req/s")
+    if "report, metrics off" in http:
+        add("report, metrics on / off req/s", [run["per_second"] for run in http["report"]],
+            [run["per_second"] for run in http["report, metrics off"]], "req/s")  # fmt: skip
+    if "scrape" in figures:
+        scrape = figures["scrape"]
+        add("jobs waiting at the scrape", [scrape["waiting"]], None, "jobs")
+        metrics, health_alone = scrape["metrics"], scrape["health"]
+        add("GET /metrics / health req/s", [metrics["per_second"]],
+            [health_alone["per_second"]], "req/s")  # fmt: skip
+        add("GET /metrics p50 ms", [metrics["p50_ms"]], None, "ms")
     bench, stock = figures["bench"], figures["stock"]
     throughput = [b["throughput_per_second"] for b in bench]
     add("worker / stock jobs/s", throughput, [s["throughput_per_second"] for s in stock], "jobs/s")
@@ -436,13 +487,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4, help="each wrk run")
     parser.add_argument("--jobs", type=int, default=400, help="no-op jobs per throughput run")
     parser.add_argument("--latency-seconds", type=float, default=3)
+    parser.add_argument("--waiting", type=int, default=10_000,
+                        help="jobs waiting while GET /metrics is measured")  # fmt: skip
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: rq only, 1 repeat, 1 s wrk runs, 40 jobs")  # fmt: skip
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks/results/latest.json")
     options = parser.parse_args()
     if options.quick:
         options.tiers, options.repeats, options.seconds = "rq", 1, 1
-        options.jobs, options.latency_seconds = 40, 1
+        options.jobs, options.latency_seconds, options.waiting = 40, 1, 200
     require("uv", "wrk", "redis-server", "redis-cli", "redis-benchmark")
     tiers = [tier.strip() for tier in options.tiers.split(",") if tier.strip()]
 

@@ -238,8 +238,11 @@ def make_user_edits(project: Path) -> None:
         'leaves them alone.\n    billing_currency: str = "EUR"\n',
     )
     # A package of the team's own, as `uv add anyio` adds it: pyproject.toml and uv.lock.
-    dependency = '"email-validator>=2.1",\n'
-    _replace(project / "pyproject.toml", dependency + "]", dependency + '    "anyio>=4.0",\n]')
+    # At the end of the dependencies list (the first list that ends the line "]").
+    pyproject = (project / "pyproject.toml").read_text()
+    end = pyproject.index("\n]\n", pyproject.index("dependencies = [")) + 1
+    last_line = pyproject[pyproject.rindex("\n", 0, end - 1) + 1 : end]
+    _replace(project / "pyproject.toml", last_line + "]", last_line + '    "anyio>=4.0",\n]')
     run(["uv", "lock", "--quiet"], cwd=project)
     with (project / "tests" / "conftest.py").open("a") as conftest:
         conftest.write('\n\n@pytest.fixture\ndef currency() -> str:\n    return "EUR"\n')

@@ -42,6 +42,8 @@ from prometheus_client.core import (
     Metric,
 )
 
+from .config import get_settings
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -100,6 +102,8 @@ class Recorder:
         self._warned = False
 
     def __call__(self, task: str, outcome: str, duration: float | None = None) -> None:
+        if not get_settings().metrics_enabled:
+            return
         try:
             self._add(increments(task, outcome, duration))
         except Exception as exc:

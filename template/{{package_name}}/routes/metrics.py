@@ -5,10 +5,11 @@ never a job's arguments, results or errors. Keep the API port off the public int
 or have the proxy in front refuse ``/metrics``.
 """
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from .. import tier_metrics
+from ..config import get_settings
 from ..job_model import PERIODIC
 from ..metrics import scrape
 
@@ -22,7 +23,10 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 @router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(request: Request) -> Response:
     """Job counts, durations, queue depths, workers, the scheduler's last tick and whether
-    the broker answered; always 200, within about BROKER_TIMEOUT_SECONDS."""
+    the broker answered; always 200, within about BROKER_TIMEOUT_SECONDS (404 when
+    METRICS_ENABLED is false)."""
+    if not get_settings().metrics_enabled:
+        raise HTTPException(status_code=404, detail="metrics are off (METRICS_ENABLED=false)")
     body = await scrape(
         tier_metrics.totals,
         lambda: tier_metrics.broker_state(request.app),
