@@ -310,6 +310,11 @@ def bench_tier(tier: str, options: argparse.Namespace, workdir: Path) -> dict[st
         endpoints: dict[str, tuple[str | Callable[[], str], str | None]] = {
             "health": (f"{base}/health", None),
             "report": (f"{base}/examples/report", '{"seconds": 0}'),
+            # Loaded right after the same request with metrics on.
+            "report, metrics off": (
+                f"http://127.0.0.1:{port_off}/examples/report",
+                '{"seconds": 0}',
+            ),
             "welcome-email": (f"{base}/examples/welcome-email", '{"email": "a@example.com"}'),
             # Job API 2: a caller's id (new for each request), a delay, a status read.
             "report with id": (f"{base}/examples/report", '{"report_id": "wrk-RUN-%d"}'),
@@ -318,10 +323,6 @@ def bench_tier(tier: str, options: argparse.Namespace, workdir: Path) -> dict[st
                 '{"email": "a@example.com", "send_in_seconds": 3600}',
             ),
             "status": (new_job, None),
-            "report, metrics off": (
-                f"http://127.0.0.1:{port_off}/examples/report",
-                '{"seconds": 0}',
-            ),
         }
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in endpoints}
         try:
