@@ -195,19 +195,27 @@ def metadata_from(value: object) -> dict[str, str]:
 
 
 @contextmanager
+def as_job(context: JobContext) -> Iterator[None]:
+    """``current_job()`` is ``context`` inside: log lines carry the job's fields. The
+    backends use it around their own lines about one execution."""
+    token = _current_job.set(context)
+    try:
+        yield
+    finally:
+        _current_job.reset(token)
+
+
+@contextmanager
 def running_as(context: JobContext, metadata: Mapping[str, str] | None = None) -> Iterator[None]:
-    """Used by the backends around each execution of a task, with the job's metadata."""
+    """Used by the backends around each execution of a task, with the job's metadata:
+    :func:`as_job`, and the :data:`AROUND_RUN` context managers (a tracing span)."""
     meta = metadata or {}
     if context.request_id is None and "request_id" in meta:
         context = replace(context, request_id=meta["request_id"])
-    token = _current_job.set(context)
-    try:
-        with ExitStack() as stack:
-            for around in AROUND_RUN:
-                stack.enter_context(around(context, meta))
-            yield
-    finally:
-        _current_job.reset(token)
+    with as_job(context), ExitStack() as stack:
+        for around in AROUND_RUN:
+            stack.enter_context(around(context, meta))
+        yield
 
 
 def ensure_json(value: Any, what: str) -> None:
