@@ -104,6 +104,18 @@ def test_job_log_lines_carry_the_job_and_the_request_id(
     (line,) = wait_for(task_lines, 30, what="the task's own log line")
     assert line["task"] == task and line["attempt"] == 1 and line["request_id"] == rid, line
 
+    # The backend's own lines about the execution carry the job's fields as well (rq's
+    # work horse logs none for a job that finishes at once).
+    own = [
+        line
+        for line in json_lines(tmp_path / f"{runner}.log")
+        if line["logger"].startswith(project.package) and job_id in line["message"]
+    ]
+    assert own or project.tier == "rq", "no line of the backend's own names the job"
+    for line in own:
+        assert line.get("job_id") == job_id and line.get("attempt") == 1, line
+        assert line.get("request_id") == rid, line
+
     # The API's own lines of the request carry its id (uvicorn's access line included).
     api_lines = json_lines(tmp_path / "api-0.log")
     access = [line for line in api_lines if line["logger"] == "uvicorn.access"]
