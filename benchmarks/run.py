@@ -25,7 +25,8 @@ virtualenv, starts a throwaway Redis on a free loopback port, and measures, repe
 * enqueue-to-finished latency p50/p99 at half the measured throughput;
 * worker start-up: seconds from launch until the first job ran (project and stock);
 * the metrics' cost: ``POST /examples/report`` req/s of the app against the same app with
-  ``METRICS_ENABLED=false``, loaded in turn in each round; and ``GET /metrics`` (req/s
+  ``METRICS_ENABLED=false``, and against a second copy with metrics on (the noise of two
+  identical servers), loaded in turn in a symmetric order in each round; and ``GET /metrics`` (req/s
   against ``GET /health``, p50) with ``--waiting`` jobs (10,000) waiting on a queue;
 * ``copier copy`` wall time against copier's own start-up (``copier --version``).
 
@@ -298,10 +299,20 @@ def bench_tier(tier: str, options: argparse.Namespace, workdir: Path) -> dict[st
         port = free_port()
         server = serve(project, env, port)
         base = f"http://127.0.0.1:{port}"
-        # The same app with its metrics off (no /metrics route, nothing recorded), served
-        # beside it and loaded in turn: the enqueue's cost of the metrics, side by side.
-        port_off = free_port()
+        # The same app with its metrics off (no /metrics route, nothing recorded), and a
+        # second copy with them on, served beside it: the enqueue's cost of the metrics,
+        # side by side, and the noise of two identical servers (A/A).
+        port_off, port_again = free_port(), free_port()
         server_off = serve(project, {**env, "METRICS_ENABLED": "false"}, port_off)
+        server_again = serve(project, env, port_again)
+        report = '{"seconds": 0}'
+        compared = {
+            "on": f"{base}/examples/report",
+            "off": f"http://127.0.0.1:{port_off}/examples/report",
+            "on again": f"http://127.0.0.1:{port_again}/examples/report",
+        }
+        for url in compared.values():  # warm each server up once
+            wrk(url, 1, report, workdir)
 
         def new_job() -> str:  # read by the status run; enqueued just before it
             job = post_json(f"{base}/examples/report", {"seconds": 0})["job_id"]
@@ -310,11 +321,6 @@ def bench_tier(tier: str, options: argparse.Namespace, workdir: Path) -> dict[st
         endpoints: dict[str, tuple[str | Callable[[], str], str | None]] = {
             "health": (f"{base}/health", None),
             "report": (f"{base}/examples/report", '{"seconds": 0}'),
-            # Loaded right after the same request with metrics on.
-            "report, metrics off": (
-                f"http://127.0.0.1:{port_off}/examples/report",
-                '{"seconds": 0}',
-            ),
             "welcome-email": (f"{base}/examples/welcome-email", '{"email": "a@example.com"}'),
             # Job API 2: a caller's id (new for each request), a delay, a status read.
             "report with id": (f"{base}/examples/report", '{"report_id": "wrk-RUN-%d"}'),
@@ -333,10 +339,19 @@ def bench_tier(tier: str, options: argparse.Namespace, workdir: Path) -> dict[st
                         body = body.replace("RUN", f"{attempt}")
                     target = url() if callable(url) else url
                     runs[name].append(wrk(target, options.seconds, body, workdir))
+                # Symmetric order (on, off, again, again, off, on): a drift of the machine
+                # during the round weighs the same on each.
+                rates: dict[str, float] = dict.fromkeys(compared, 0.0)
+                for name in ("on", "off", "on again", "on again", "off", "on"):
+                    rates[name] += wrk(compared[name], options.seconds, report, workdir)[
+                        "per_second"
+                    ]
+                runs.setdefault("metrics on/off", []).append(rates)
             figures["scrape"] = scrape_figures(tier, base, options, workdir)
         finally:
             stop(server)
             stop(server_off)
+            stop(server_again)
         figures["http"] = runs
         redis.flush()  # the jobs wrk enqueued: no worker ran them
 
@@ -405,9 +420,12 @@ def rows(figures: dict[str, Any], copier_start: list[float]) -> list[dict[str, A
         if endpoint in http:
             rates = [run["per_second"] for run in http[endpoint]]
             add(f"{endpoint} / health req/s", rates, health, "req/s")
-    if "report, metrics off" in http:
-        add("report, metrics on / off req/s", [run["per_second"] for run in http["report"]],
-            [run["per_second"] for run in http["report, metrics off"]], "req/s")  # fmt: skip
+    if "metrics on/off" in http:
+        pairs = http["metrics on/off"]  # each rate a sum of two runs
+        add("report, metrics on / off req/s", [r["on"] / 2 for r in pairs],
+            [r["off"] / 2 for r in pairs], "req/s")  # fmt: skip
+        add("report, metrics on / on again (A/A)", [r["on"] / 2 for r in pairs],
+            [r["on again"] / 2 for r in pairs], "req/s")  # fmt: skip
     if "scrape" in figures:
         scrape = figures["scrape"]
         add("jobs waiting at the scrape", [scrape["waiting"]], None, "jobs")

@@ -130,3 +130,32 @@ def test_job_log_lines_carry_the_job_and_the_request_id(
         if project.durable:
             assert stack_.redis.password not in text, f"{log.name} shows the Redis password"
         json_lines(log)
+
+
+def test_a_delayed_job_keeps_its_request_id(
+    stack: tuple[Stack, httpx.Client], project: Project, tmp_path: Path
+) -> None:
+    """A delayed job is published later (Celery: by a worker's dispatcher, from the job's
+    record; rq: by its scheduler): the request id still reaches its log lines."""
+    _, client = stack
+    rid = f"req-{uuid.uuid4().hex}"
+    response = client.post(
+        "/examples/welcome-email",
+        json={"email": "grace@example.com", "send_in_seconds": 1},
+        headers={"X-Request-ID": rid},
+    )
+    assert response.status_code == 202, response.text
+    job_id = response.json()["job_id"]
+    body = settled(client, job_id, timeout=60)
+    assert body["status"] == "finished", body
+    runner = "api-0" if not project.durable else "worker-0"
+
+    def task_lines() -> list[dict[str, Any]]:
+        return [
+            line
+            for line in json_lines(tmp_path / f"{runner}.log")
+            if line.get("job_id") == job_id and line["logger"].endswith("tasks.examples")
+        ]
+
+    (line,) = wait_for(task_lines, 30, what="the delayed task's own log line")
+    assert line["request_id"] == rid, line

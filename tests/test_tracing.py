@@ -73,11 +73,17 @@ def read_spans(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
 
+@pytest.mark.parametrize("delay", [0, 1], ids=["now", "delayed"])
 def test_a_jobs_execution_is_in_its_requests_trace(
-    traced: tuple[httpx.Client, Path], project: Project
+    traced: tuple[httpx.Client, Path], project: Project, delay: int
 ) -> None:
+    """Also a delayed job: published later (Celery: by a worker's dispatcher, from the
+    job's record; rq: by its scheduler), it still carries its request's trace context."""
     client, path = traced
-    response = client.post("/examples/welcome-email", json={"email": "ada@example.com"})
+    body: dict[str, Any] = {"email": "ada@example.com"}
+    if delay:
+        body["send_in_seconds"] = delay
+    response = client.post("/examples/welcome-email", json=body)
     assert response.status_code == 202, response.text
     job_id = response.json()["job_id"]
     assert settled(client, job_id, timeout=60)["status"] == "finished"

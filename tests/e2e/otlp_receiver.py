@@ -26,7 +26,14 @@ _lock = threading.Lock()
 
 
 def _value(value: AnyValue) -> Any:
+    """An attribute's value as JSON: scalars as they are, arrays and maps unpacked."""
     kind = value.WhichOneof("value")
+    if kind == "array_value":
+        return [_value(v) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: _value(kv.value) for kv in value.kvlist_value.values}
+    if kind == "bytes_value":
+        return value.bytes_value.hex()
     return getattr(value, kind) if kind else None
 
 
