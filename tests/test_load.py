@@ -526,14 +526,16 @@ def test_a_frozen_worker_woken_later_changes_no_final_status(
             )
             took_over = time.time() - frozen_at
         finally:
+            # What the frozen worker had logged: taken while it is still frozen (it writes
+            # nothing), or a stale execution that ends at once on the wake could be missed.
+            frozen_log = stack.workers.slots[0]
+            seen_before = len(frozen_log.log())
             woken_at = stack.workers.thaw(0)
         taken = sorted(t for t, s in finished.items() if s["result"] != t or s["error"])
         assert not taken, f"wrong results: {taken}"
         # The woken worker goes on with the executions it had started: they are stale.
         # Wait until it has dealt with each of them (RQ logs "a stale execution ...";
         # Celery logs each task's end, or its time limit), then for their writes to land.
-        frozen_log = stack.workers.slots[0]
-        seen_before = len(frozen_log.log())
 
         def stale_ends() -> set[str]:
             later = frozen_log.log()[seen_before:]
