@@ -66,6 +66,20 @@ def json_lines(log: Path) -> list[dict[str, Any]]:
     return lines
 
 
+def runner_log(project: Project, tmp_path: Path) -> Path:
+    """The log of the process that runs the jobs: a worker, or the in-process tier's API."""
+    return tmp_path / ("worker-0.log" if project.durable else "api-0.log")
+
+
+def task_lines(log: Path, job_id: str) -> list[dict[str, Any]]:
+    """The example task's own records in ``log`` for ``job_id``."""
+    return [
+        line
+        for line in json_lines(log)
+        if line.get("job_id") == job_id and line["logger"].endswith("tasks.examples")
+    ]
+
+
 def test_job_log_lines_carry_the_job_and_the_request_id(
     stack: tuple[Stack, httpx.Client], project: Project, tmp_path: Path
 ) -> None:
@@ -89,26 +103,19 @@ def test_job_log_lines_carry_the_job_and_the_request_id(
     fresh = client.get("/health")
     assert fresh.headers["x-request-id"] not in (rid, bad.headers["x-request-id"])
 
-    runner = "api-0" if not project.durable else "worker-0"
+    runner = runner_log(project, tmp_path)
     task = TASK.format(package=project.package)
-
-    def task_lines() -> list[dict[str, Any]]:
-        return [
-            line
-            for line in json_lines(tmp_path / f"{runner}.log")
-            if line.get("job_id") == job_id and line["logger"].endswith("tasks.examples")
-        ]
 
     # The task's own logging call, in the work horse (rq), the pool process (Celery) or
     # the API's thread pool (in-process).
-    (line,) = wait_for(task_lines, 30, what="the task's own log line")
+    (line,) = wait_for(lambda: task_lines(runner, job_id), 30, what="the task's own log line")
     assert line["task"] == task and line["attempt"] == 1 and line["request_id"] == rid, line
 
     # The backend's own lines about the execution carry the job's fields as well (rq's
     # work horse logs none for a job that finishes at once).
     own = [
         line
-        for line in json_lines(tmp_path / f"{runner}.log")
+        for line in json_lines(runner)
         if line["logger"].startswith(project.package) and job_id in line["message"]
     ]
     assert own or project.tier == "rq", "no line of the backend's own names the job"
@@ -148,14 +155,8 @@ def test_a_delayed_job_keeps_its_request_id(
     job_id = response.json()["job_id"]
     body = settled(client, job_id, timeout=60)
     assert body["status"] == "finished", body
-    runner = "api-0" if not project.durable else "worker-0"
-
-    def task_lines() -> list[dict[str, Any]]:
-        return [
-            line
-            for line in json_lines(tmp_path / f"{runner}.log")
-            if line.get("job_id") == job_id and line["logger"].endswith("tasks.examples")
-        ]
-
-    (line,) = wait_for(task_lines, 30, what="the delayed task's own log line")
+    runner = runner_log(project, tmp_path)
+    (line,) = wait_for(
+        lambda: task_lines(runner, job_id), 30, what="the delayed task's own log line"
+    )
     assert line["request_id"] == rid, line

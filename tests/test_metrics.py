@@ -41,7 +41,7 @@ SLACK = 10
 SETTLE = 90  # s: the longest the jobs here may take to settle under load
 OTHER = "other"  # conf.other's queue: no worker consumes it
 
-#: The contract's names (DESIGN.md "Operations"): served on every tier.
+#: The metric names every tier serves (docs/operations.md, "Metrics").
 CONTRACT = {
     "background_jobs_total",
     "background_job_duration_seconds_count",
