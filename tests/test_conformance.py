@@ -69,7 +69,7 @@ class Stack(e2e.stack.Stack):
             "JOB_MAX_RETRIES": str(DEFAULT_RETRIES),
             "CONFORMANCE_FILE": str(self.file),
         }
-        super().__init__(project, request, logs, env, node_names=True)
+        super().__init__(project, request, logs, env)
         self.api = Api(lambda name: self.process("api", name, **self.api_env), self.port)
         self.workers: dict[str, Workers] = {}
 

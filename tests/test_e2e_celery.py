@@ -172,6 +172,70 @@ def test_sigterm_lets_the_running_job_finish_then_the_worker_exits(stack: Stack)
         assert job_status(client, waiting)["status"] == "queued"
 
 
+def test_two_workers_of_one_command_on_one_host_both_take_jobs(stack: Stack) -> None:
+    """Two copies of the `worker` command, exactly as compose and the Procfile write it, on
+    one host (`honcho start -c worker=2`, two systemd units, a restart while the old process
+    lives): each names itself (worker-<pid>@<host>), both take jobs, and compose's
+    healthcheck, run here as a local process, pings the worker by the name it wrote. On
+    RabbitMQ the second used to die at start (its control queue, exclusive to a node name,
+    was locked by the first)."""
+    workers = [stack.start("worker", WORKER_CONCURRENCY="1") for _ in range(2)]
+    for worker in workers:
+        stack.wait_ready(worker)
+    names = [re.search(r"(worker-(\d+)@\S+) ready\.", w.log()) for w in workers]
+    assert all(names) and len({n.group(1) for n in names if n}) == 2, names
+    with stack.serve() as (client, _):
+        # One pool process each, one job reserved at a time (prefetch 1, acks late): while
+        # one worker runs the first job, only the other can take the second.
+        jobs = [
+            client.post("/examples/report", json={"seconds": 3}).json()["job_id"] for _ in range(2)
+        ]
+        assert all(settled(client, job)["status"] == "finished" for job in jobs)
+    ran = [{job for job in jobs if f"job {job} " in worker.log()} for worker in workers]
+    assert sorted(map(len, ran)) == [1, 1] and ran[0] != ran[1], ran
+    # Compose's healthcheck (CMD-SHELL; `$$` is compose's escape of `$`), with the stack's
+    # TMPDIR, where the workers wrote their names.
+    check = stack.project.services["worker"]["healthcheck"]["test"]
+    assert check[0] == "CMD-SHELL", check
+    healthy = run(
+        ["uv", "run", "--quiet", "sh", "-c", check[1].replace("$$", "$")],
+        cwd=stack.project.path,
+        env=stack.env,
+        timeout=120,
+    )
+    assert any(f"{n.group(1)}: OK" in healthy.stdout for n in names if n), healthy.stdout
+    kill_tree(workers[0])
+    kill_tree(workers[1])
+    unhealthy = run(
+        ["uv", "run", "--quiet", "sh", "-c", check[1].replace("$$", "$")],
+        cwd=stack.project.path,
+        env=stack.env,
+        timeout=120,
+        check=False,
+    )
+    assert unhealthy.returncode != 0, unhealthy.stdout
+
+
+def test_a_worker_whose_name_is_taken_says_why_and_exits_at_once(stack: Stack) -> None:
+    """A name set by hand (`--hostname`) is kept as it is. On RabbitMQ a second worker of
+    that name cannot start (its control queue is exclusive to the name): it must say why
+    and exit non-zero at once, not linger without consuming. Redis locks no queue to a
+    name: there both run, as the README says."""
+    first = stack.start("worker", args="--hostname twin@%h")
+    stack.wait_ready(first)
+    assert re.search(r"twin@\S+ ready\.", first.log()), first.log()
+    second = stack.start("worker", args="--hostname twin@%h")
+    if stack.rabbitmq is None:
+        stack.wait_ready(second)
+        assert first.popen.poll() is None
+        return
+    # Seconds in practice; 60 s is far beyond that, on a busy machine too.
+    wait_for(lambda: second.popen.poll() is not None, 60, what="the second worker to exit")
+    assert second.popen.returncode != 0, second.log()
+    assert "RESOURCE_LOCKED" in second.log() and "twin@" in second.log(), second.log()
+    assert first.popen.poll() is None
+
+
 def test_two_beats_never_run_a_tick_twice(stack: Stack) -> None:
     worker = stack.start("worker")
     with stack.serve() as (client, _):

@@ -298,6 +298,12 @@ def _check_workers(
         assert grace >= int(re.sub(r"\D", "", str(compose_grace).split(":-")[-1])), name
         # The startup probe is an exec probe (no HTTP server in a worker), no liveness probe.
         assert "exec" in container["startupProbe"] and "livenessProbe" not in container
+        if rendered.tier == "celery":
+            # Compose's healthcheck, run as a local process in tests/test_e2e_celery.py.
+            check = services["worker"]["healthcheck"]["test"]
+            assert check[0] == "CMD-SHELL", check
+            probe = ["sh", "-c", check[1].replace("$$", "$")]
+            assert container["startupProbe"]["exec"]["command"] == probe, name
     for auth in auths.values():
         for ref in auth["spec"]["secretTargetRef"]:
             assert ref["name"] == "app-secrets"

@@ -101,7 +101,7 @@ class Stack(e2e.stack.Stack):
             "LOADCOUNT_FILE": str(self.count_file),
             "BROKER_TIMEOUT_SECONDS": str(BROKER_TIMEOUT),
         }
-        super().__init__(project, request, logs, env, node_names=True, log_tail=LOG_TAIL)
+        super().__init__(project, request, logs, env, log_tail=LOG_TAIL)
         self.api = Api(lambda name: self.process("api", name, **self.api_env), self.port)
         self.workers: Workers | None = None
         if project.durable:

@@ -117,7 +117,7 @@ def stack(request: pytest.FixtureRequest, copie_session: Any, tmp_path: Path) ->
         "EXAMPLE_HEARTBEAT_SECONDS": "1",
         "CONFORMANCE_FILE": str(tmp_path / "executions.jsonl"),
     }
-    with Stack(project, request, tmp_path, env, node_names=True) as stack:
+    with Stack(project, request, tmp_path, env) as stack:
         yield stack
 
 

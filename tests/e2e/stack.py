@@ -103,10 +103,11 @@ class Stack:
     """A project's compose services as local processes, on fresh servers for one test.
 
     Every process gets the servers' environment (``helpers.servers_env``: the broker and
-    Redis URLs, passwords included), then ``env``, then its own. Each logs to
-    ``<logs>/<name>.log``. ``node_names`` gives each Celery worker a node name of its own
-    (``--hostname <name>@%h``), as each compose container has a hostname of its own: two
-    Celery workers on one host need it at once (RabbitMQ locks a node's pidbox queue).
+    Redis URLs, passwords included), a temporary directory of the stack's own (``TMPDIR``:
+    the logs' directory, so that files a process leaves there, a Celery worker's node name
+    among them, never meet another test's), then ``env``, then its own. Each logs to
+    ``<logs>/<name>.log``. Every process runs its compose command as it is: several Celery
+    workers of one host, as ``honcho start -c worker=2`` runs them, each name themselves.
     """
 
     def __init__(
@@ -116,12 +117,11 @@ class Stack:
         logs: Path,
         env: Mapping[str, str] | None = None,
         *,
-        node_names: bool = False,
         log_tail: int = 3000,
     ) -> None:
-        self.project, self.logs = project, logs
-        self.node_names, self.log_tail = node_names, log_tail
-        self.env = {**servers_env(request, project.backend, project.answers), **(env or {})}
+        self.project, self.logs, self.log_tail = project, logs, log_tail
+        servers = servers_env(request, project.backend, project.answers)
+        self.env = {**servers, "TMPDIR": str(logs), **(env or {})}
         self._redis: RedisServer | None = (
             request.getfixturevalue("redis_server") if project.durable else None
         )
@@ -147,20 +147,21 @@ class Stack:
         """The server the jobs go through."""
         return self.rabbitmq or self.redis
 
-    def process(self, service: str, name: str, **env: str) -> Process:
-        """Run ``service``'s compose command, logging to ``<name>.log``; stopped by
-        :meth:`stop` at the latest."""
-        command = self.project.command(service)
-        if self.node_names and service == "worker" and self.project.backend == "celery":
-            command += f" --hostname {name}@%h"
+    def process(self, service: str, name: str, *, args: str = "", **env: str) -> Process:
+        """Run ``service``'s compose command (with ``args`` appended), logging to
+        ``<name>.log``; stopped by :meth:`stop` at the latest."""
+        command = f"{self.project.command(service)} {args}".strip()
         process = Process(command, self.project.path, self.env | env, self.logs / f"{name}.log")
         self._every.append(process)
         return process
 
-    def start(self, service: str, name: str | None = None, **env: str) -> Process:
+    def start(
+        self, service: str, name: str | None = None, *, args: str = "", **env: str
+    ) -> Process:
         """Start ``service`` (named ``<service>-<n>`` unless ``name`` is given), listed in
         :attr:`processes`."""
-        process = self.process(service, name or f"{service}-{len(self.processes)}", **env)
+        name = name or f"{service}-{len(self.processes)}"
+        process = self.process(service, name, args=args, **env)
         self.processes.append(process)
         return process
 
