@@ -325,6 +325,24 @@ def check_bad_input(spec: Spec) -> None:
         ("status=bogus", spec.client.get("/jobs", params={"status": "bogus"}), "bogus"),
         ("limit=0", spec.client.get("/jobs", params={"limit": 0}), "0"),
         ("limit=501", spec.client.get("/jobs", params={"limit": 501}), "501"),
+        # JSON has no NaN or Infinity; Python's JSON reader takes them (FastAPI's own 422
+        # then failed to quote them back: a 500).
+        ("delay NaN", post_raw(spec, "/conformance/echo", '{"args": [], "delay": NaN}'), "nan"),
+        ("seconds NaN", post_raw(spec, "/examples/report", '{"seconds": NaN}'), "finite"),
+        ("seconds Infinity", post_raw(spec, "/examples/report", '{"seconds": Infinity}'), "finite"),
+        (
+            "send_in_seconds -Infinity",
+            post_raw(
+                spec, "/examples/welcome-email", '{"email": "a@b.io", "send_in_seconds": -Infinity}'
+            ),
+            "finite",
+        ),
+        # A report that would run into the job's timeout (it was accepted, then timed out).
+        (
+            "seconds a hair under the timeout",
+            spec.client.post("/examples/report", json={"seconds": DEFAULT_TIMEOUT - 0.0001}),
+            "JOB_TIMEOUT_SECONDS",
+        ),
     ]
     for what, response, value in cases:
         spec.check(
@@ -333,6 +351,10 @@ def check_bad_input(spec: Spec) -> None:
         )
     after = spec.client.get("/jobs", params={"limit": 500}).json()["jobs"]
     spec.check(len(after) == len(before), "bad input enqueued nothing")
+
+
+def post_raw(spec: Spec, path: str, body: str) -> httpx.Response:
+    return spec.client.post(path, content=body, headers={"content-type": "application/json"})
 
 
 def check_queues(spec: Spec) -> None:

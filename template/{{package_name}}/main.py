@@ -1,6 +1,11 @@
 """The FastAPI application: settings, logging, the job backend's lifespan, routers."""
 
+import math
+from typing import Any
+
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 
@@ -28,6 +33,20 @@ async def invalid_job_option(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=422, content={"detail": str(exc)})
 
 
+def _finite_or_text(value: float) -> float | str:
+    return value if math.isfinite(value) else str(value)
+
+
+async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    """A request that fails validation: 422 naming each problem, as FastAPI answers, but
+    always as JSON. Python's JSON reader takes ``NaN`` and ``Infinity``, which JSON has not:
+    such a value, quoted back in the answer, is written as text (FastAPI's own answer
+    failed on it, a 500)."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    detail: Any = jsonable_encoder(errors, custom_encoder={float: _finite_or_text})
+    return JSONResponse(status_code=422, content={"detail": detail})
+
+
 def create_app() -> FastAPI:
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
@@ -39,6 +58,7 @@ def create_app() -> FastAPI:
     app = FastAPIOffline(title=settings.app_title, lifespan=lifespan)
     app.add_exception_handler(BrokerUnavailable, broker_unavailable)
     app.add_exception_handler(InvalidJobOption, invalid_job_option)
+    app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestIds)  # outermost: every answer carries X-Request-ID
     for router in all_routers():
