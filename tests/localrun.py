@@ -11,9 +11,14 @@ service's own files are never touched).
 
 Inside, a poller (:data:`POLLER`) runs the steps, waits until ``GET /health/ready`` answers
 200, enqueues the example welcome email and waits until the job is ``finished``, then
-stops everything. ``scripts/test.sh`` installs what the steps use (redis-server,
-rabbitmq-server, sudo); the network namespace has no route to the package index, so the
-project's environment is synced before (its ``uv sync`` step then has nothing to do).
+stops ``honcho`` (as the README's "Test" section asks) and runs the README's other blocks
+of commands, each exactly as written, in a new shell that has not read ``.env`` (a new
+terminal): "Test" (the tests, with the integration tests on the servers the steps
+started, lint and types) and "Benchmark". Each must exit 0. A test may also run a command
+while every process still runs (``during``). ``scripts/test.sh`` installs what the steps
+use (redis-server, rabbitmq-server, sudo); the network namespace has no route to the
+package index, so the project's environment is synced before (its ``uv sync`` steps then
+have nothing to do).
 """
 
 from __future__ import annotations
@@ -35,12 +40,20 @@ TOOLS = ("unshare", "ip", "sudo", "redis-server", "redis-cli")
 RABBITMQ_DIRS = ("/var/lib/rabbitmq", "/var/log/rabbitmq", "/run")
 
 
-def without_docker_steps(readme: str) -> str:
-    """The first ``bash`` block under ``### Without Docker``."""
-    section = readme.split("### Without Docker", 1)[1]
+def first_bash_block(readme: str, heading: str) -> str:
+    """The first ``bash`` block under ``heading`` (a whole line of the README)."""
+    section = readme.split(f"\n{heading}\n", 1)[1]
     match = re.search(r"```bash\n(.*?)\n```", section, re.DOTALL)
-    assert match, "no bash block under '### Without Docker'"
+    assert match, f"no bash block under {heading!r}"
     return match.group(1) + "\n"
+
+
+def without_docker_steps(readme: str) -> str:
+    return first_bash_block(readme, "### Without Docker")
+
+
+#: The README's blocks run once the service has run a job and honcho is stopped, in order.
+AFTERWARDS = ("## Test", "## Benchmark")
 
 
 POLLER = r"""
@@ -49,6 +62,31 @@ import json, os, signal, subprocess, sys, time, urllib.error, urllib.request
 steps_log = open("local-run.log", "w")
 steps = subprocess.Popen(["bash", "-euo", "pipefail", sys.argv[1]], stdout=steps_log,
                          stderr=subprocess.STDOUT, start_new_session=True)
+during, afterwards = sys.argv[2], sys.argv[3:]
+
+def run_block(script, log_name):
+    # In a new shell, as a new terminal would run it: without .env's settings (the servers
+    # the steps started stay up: they are daemons).
+    shell = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TERM")}
+    started = time.monotonic()
+    with open(log_name, "w") as log:
+        block = subprocess.Popen(["bash", "-euo", "pipefail", script], stdout=log,
+                                 stderr=subprocess.STDOUT, start_new_session=True, env=shell)
+        try:
+            code = block.wait(900)
+        except subprocess.TimeoutExpired:
+            stop(block, 10)
+            code = "timed out after 900 s"
+    return {"code": code, "seconds": time.monotonic() - started, "log": open(log_name).read()}
+
+def stop(process, seconds):
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(seconds)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 def call(method, path, body=None):
     request = urllib.request.Request("http://127.0.0.1:8000" + path, method=method,
@@ -83,13 +121,16 @@ try:
     result["job"] = wait("the welcome email job to finish",
         lambda: (r := call("GET", "/jobs/" + job))[0] == 200
         and r[1]["status"] in ("finished", "failed") and r[1], 120)
+    if during != "-":  # while every process still runs
+        result["during"] = run_block(during, "local-run-during.log")
 finally:
-    if steps.poll() is None:
-        os.killpg(steps.pid, signal.SIGTERM)
-        try:
-            steps.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(steps.pid, signal.SIGKILL)
+    stop(steps, 30)
+    if result.get("job", {}).get("status") == "finished":
+        result["afterwards"] = []
+        for index, script in enumerate(afterwards):
+            result["afterwards"].append(run_block(script, f"local-run-{index}.log"))
+            if result["afterwards"][-1]["code"] != 0:
+                break
     print(json.dumps(result))
 """
 
@@ -98,18 +139,22 @@ set -euo pipefail
 ip link set lo up
 for pair in {mounts}; do mount --bind "${{pair%%=*}}" "${{pair#*=}}"; done
 cd {project}
-exec python3 {poller} {steps}
+exec python3 {poller} {steps} {during} {afterwards}
 """
 
 
-def run_without_docker(project: Path, workdir: Path) -> dict[str, Any]:
-    """Run the README's steps in ``project``; returns the ready body and the job's status."""
+def run_without_docker(project: Path, workdir: Path, during: str = "") -> dict[str, Any]:
+    """Run the README's steps in ``project``, then its :data:`AFTERWARDS` blocks; returns
+    the ready body, the job's status and, per block run, its exit code and output (in
+    ``afterwards``, in order: it stops at the first that fails). ``during``, a script, runs
+    once the job finished, while every process still runs (its result: ``during``)."""
     if os.geteuid() != 0 or any(shutil.which(tool) is None for tool in TOOLS):
         message = f"the local-run test needs root and {', '.join(TOOLS)} (scripts/test.sh)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    steps = without_docker_steps((project / "README.md").read_text())
+    readme = (project / "README.md").read_text()
+    steps = without_docker_steps(readme)
     assert steps.rstrip().splitlines()[-1].startswith("uv run honcho start"), steps
     workdir.mkdir(parents=True, exist_ok=True)
     mounts = []
@@ -123,11 +168,19 @@ def run_without_docker(project: Path, workdir: Path) -> dict[str, Any]:
             mounts.append(f"{source}={target}")
     (workdir / "steps.sh").write_text(steps)
     (workdir / "poller.py").write_text(POLLER)
+    afterwards = []
+    for index, heading in enumerate(AFTERWARDS):
+        (workdir / f"after-{index}.sh").write_text(first_bash_block(readme, heading))
+        afterwards.append(str(workdir / f"after-{index}.sh"))
+    if during:
+        (workdir / "during.sh").write_text(during)
     driver = DRIVER.format(
         mounts=" ".join(mounts),
         project=project,
         poller=workdir / "poller.py",
         steps=workdir / "steps.sh",
+        during=workdir / "during.sh" if during else "-",
+        afterwards=" ".join(afterwards),
     )
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     done = subprocess.run(
@@ -135,7 +188,7 @@ def run_without_docker(project: Path, workdir: Path) -> dict[str, Any]:
         capture_output=True,
         text=True,
         env=env,
-        timeout=600,
+        timeout=2700,
     )
     log = (project / "local-run.log").read_text() if (project / "local-run.log").exists() else ""
     assert done.returncode == 0, (

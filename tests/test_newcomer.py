@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from helpers import REPO_ROOT, compose_services, run, uv_sync
-from localrun import run_without_docker
+from localrun import first_bash_block, run_without_docker
 from terminal import ENTER, Terminal
 
 #: One project per tier and broker, each with every optional process.
@@ -56,10 +56,21 @@ def project(request: pytest.FixtureRequest, copie_session: Any) -> Path:
 
 
 @pytest.mark.e2e
-def test_the_readme_local_run_steps_reach_ready_and_run_a_job(
-    project: Path, tmp_path: Path
-) -> None:
-    result = run_without_docker(project, tmp_path)
+def test_the_readme_commands_run_as_written(project: Path, tmp_path: Path) -> None:
+    """The generated README's commands, exactly as written, on the servers its "Without
+    Docker" steps start: the steps reach ready and run a job; then, in a new shell, its
+    "Test" block (the integration tests too: none skipped) and its "Benchmark" block.
+
+    On RabbitMQ the integration tests share the broker's queues with the service (on Redis
+    they have databases of their own): run while `honcho` still runs, as the README says
+    not to, they stop at once saying why, instead of waiting for jobs the service's worker
+    took (they used to run on for many minutes)."""
+    readme = (project / "README.md").read_text()
+    integration = [
+        line for line in first_bash_block(readme, "## Test").splitlines() if "REDIS_URL=" in line
+    ]
+    rabbitmq = "amqp://" in "".join(integration)
+    result = run_without_docker(project, tmp_path, during=integration[0] if rabbitmq else "")
     assert result["ready"] == {"status": "ready"}
     assert result["job"]["status"] == "finished", result["job"]
     assert result["job"]["result"] == {"email": "ada@example.com", "status": "sent"}
@@ -67,6 +78,19 @@ def test_the_readme_local_run_steps_reach_ready_and_run_a_job(
     for name in procfile(project):
         assert f"{name}.1 " in result["log"], f"honcho did not start {name}:\n{result['log']}"
     assert "Traceback" not in result["log"], result["log"]
+    if rabbitmq:
+        during = result["during"]
+        assert during["code"] != 0 and "Stop them first" in during["log"], during["log"][-3000:]
+        assert during["seconds"] < 120, during  # seconds in practice: not minutes
+    tests, bench = result["afterwards"] + [None] * (2 - len(result["afterwards"]))
+    assert tests and tests["code"] == 0, tests and tests["log"][-8000:]
+    summaries = re.findall(r"^=* ?(\d+ passed.*?) ?=*$", tests["log"], re.MULTILINE)
+    assert len(summaries) == (2 if integration else 1), tests["log"][-8000:]
+    if integration:  # the integration run, with the servers: nothing skipped
+        assert "skipped" not in summaries[1], summaries
+    assert bench and bench["code"] == 0, bench and bench["log"][-8000:]
+    figures = json.loads(bench["log"].strip().splitlines()[-1])
+    assert figures, bench["log"][-3000:]
 
 
 def procfile(project: Path) -> dict[str, str]:
@@ -160,13 +184,15 @@ GIT_ENV = {
 
 
 def bash_line(markdown: str, *words: str) -> str:
-    """The one line of the Markdown's ``bash`` blocks that holds every word of ``words``."""
+    """The one line of the Markdown's ``bash`` blocks that holds every word of ``words``
+    (``--defaults``: the one that ends with it)."""
     blocks = re.findall(r"```bash\n(.*?)\n```", markdown, re.DOTALL)
     found = [
         line.split("  #")[0].strip()
         for block in blocks
         for line in block.splitlines()
-        if all(word in line for word in words)
+        if all(word in line for word in words if word != "--defaults")
+        and ("--defaults" not in words or line.split("  #")[0].strip().endswith("--defaults"))
     ]
     assert len(found) == 1, (words, found)
     return found[0]
@@ -218,12 +244,25 @@ def test_the_readme_generate_command_then_the_generated_readme_update_command(
     assert answers["_src_path"] == str(clone), "the clone is recorded by its absolute path"
     assert answers["task_backend"] == "background_tasks"
 
-    # The generated README: commit first, then its update command with a tier switch.
+    # The generated README: commit first, then each of its update commands, in its order
+    # (committing in between, as it says): a plain update, an answer changed, a tier switch.
     readme = (project / "README.md").read_text()
+    blocks = "\n".join(re.findall(r"```bash\n(.*?)\n```", readme, re.DOTALL)).splitlines()
+    updates = [line.split("  #")[0].strip() for line in blocks if "copier update" in line]
+    plain = bash_line(readme, "copier update", "--defaults")
+    changed = bash_line(readme, "copier update", "--data scheduling=cron")
     update = bash_line(readme, "copier update", "--data task_backend=rq")
+    assert updates == [plain, changed, update], updates  # every update command it shows
     run(["git", "init", "--quiet", "--initial-branch=main"], cwd=project)
+    for command in (plain, changed):
+        run(["git", "add", "--all"], cwd=project)
+        run(["git", "commit", "--quiet", "--allow-empty", "--message=before an update"],
+            cwd=project, env=GIT_ENV)  # fmt: skip
+        run(["bash", "-c", command], cwd=project, env=GIT_ENV, timeout=600)
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers["scheduling"] == "cron"
     run(["git", "add", "--all"], cwd=project)
-    run(["git", "commit", "--quiet", "--message=generated"], cwd=project, env=GIT_ENV)
+    run(["git", "commit", "--quiet", "--message=cron"], cwd=project, env=GIT_ENV)
     updated = run(["bash", "-c", update], cwd=project, env=GIT_ENV, timeout=600)
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
     assert answers["task_backend"] == "rq"
