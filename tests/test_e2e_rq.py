@@ -256,7 +256,7 @@ def test_redis_outage_answers_503_and_loses_nothing(stack: tuple[Stack, httpx.Cl
     stack_, client = stack
     server = stack_.redis
     accepted = [report(client, seconds=0.2) for _ in range(5)]  # no worker yet
-    time.sleep(1.5)  # the AOF is fsynced every second
+    server.make_durable()  # what Redis took is on disk (no wait for the once-a-second fsync)
     server.kill()
 
     started = time.monotonic()
@@ -270,7 +270,13 @@ def test_redis_outage_answers_503_and_loses_nothing(stack: tuple[Stack, httpx.Cl
     assert client.get(f"/jobs/{accepted[0]}").status_code == 503
 
     worker = stack_.start("worker")  # starts while Redis is down: it must wait, not exit
-    time.sleep(3)
+    # Three failed tries, each followed by a wait (its log says so before it waits), and the
+    # worker still runs: it went on past the first failure, where one that gives up exits.
+    wait_for(
+        lambda: worker.popen.poll() is not None or worker.log().count("Redis takes no writes") >= 3,
+        60,
+        what="the worker to try Redis three times",
+    )
     assert worker.popen.poll() is None, f"the worker gave up on Redis:\n{worker.log()}"
     server.start()
 
