@@ -5,6 +5,7 @@ for each test, and are exercised over HTTP."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import signal
@@ -182,21 +183,31 @@ def test_a_pickled_job_is_refused_and_runs_nothing(
     }
 
 
+#: How long each job of the worker-kill test runs: the kill must land inside one.
+KILLED_JOB_SECONDS = 3
+
+
+def running_for(body: dict[str, Any]) -> float:
+    """How long a `started` job's execution has run (inf unless it has begun one)."""
+    if body["status"] != "started" or body["attempts"] < 1 or not body["started_at"]:
+        return math.inf
+    return time.time() - datetime.fromisoformat(body["started_at"]).timestamp()
+
+
 def test_worker_killed_mid_job_every_job_still_finishes(
     stack: tuple[Stack, httpx.Client], record_property: Any
 ) -> None:
     stack_, client = stack
     worker = stack_.start("worker")
-    jobs = [report(client, seconds=1.5) for _ in range(6)]
+    jobs = [report(client, seconds=KILLED_JOB_SECONDS) for _ in range(5)]
     # A job is `started` once the worker claims it, before its work horse forks; the kill
     # waits until one has begun its execution there (`attempts` counts it), so that the
-    # execution it cuts short is counted and the job's rerun says attempts == 2.
+    # execution it cuts short is counted and the job's rerun says attempts == 2. It must
+    # land inside that execution, not just after its end (the next job then not begun):
+    # the job seen must have begun less than half its run ago.
     wait_for(
-        lambda: any(
-            (body := job_status(client, j))["status"] == "started" and body["attempts"] >= 1
-            for j in jobs
-        ),
-        30,
+        lambda: any(running_for(job_status(client, j)) < KILLED_JOB_SECONDS / 2 for j in jobs),
+        60,
         what="a job's execution to begin",
     )
     killed = kill_tree(worker)
@@ -224,7 +235,8 @@ def test_sigterm_lets_the_running_job_finish_then_the_worker_exits(
     exits 0 (it used to take the stop for a lost Redis and start again until killed)."""
     stack_, client = stack
     worker = stack_.start("worker")
-    running = report(client, seconds=2)
+    # Long enough to be seen `started` (a poll every 0.1 s) and still running at the SIGTERM.
+    running = report(client, seconds=5)
     wait_for(
         lambda: job_status(client, running)["status"] == "started", 30, what="the job to start"
     )
