@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import shlex
@@ -11,6 +12,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -224,6 +226,14 @@ def job_status(client: httpx.Client, job_id: str) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+def running_for(body: dict[str, Any]) -> float:
+    """How long the execution of a job whose status ``body`` is has been running: inf
+    unless it is ``started`` with an execution begun (``attempts`` counts it)."""
+    if body["status"] != "started" or body["attempts"] < 1 or not body["started_at"]:
+        return math.inf
+    return time.time() - datetime.fromisoformat(body["started_at"]).timestamp()
 
 
 def settled(

@@ -5,7 +5,6 @@ for each test, and are exercised over HTTP."""
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import signal
@@ -21,7 +20,16 @@ import pytest
 import redis
 
 from e2e.stack import Project, Stack, render
-from helpers import descendants, free_port, job_status, kill_tree, run, settled, wait_for
+from helpers import (
+    descendants,
+    free_port,
+    job_status,
+    kill_tree,
+    run,
+    running_for,
+    settled,
+    wait_for,
+)
 from servers import RedisServer
 
 pytestmark = pytest.mark.e2e
@@ -185,13 +193,6 @@ def test_a_pickled_job_is_refused_and_runs_nothing(
 
 #: How long each job of the worker-kill test runs: the kill must land inside one.
 KILLED_JOB_SECONDS = 3
-
-
-def running_for(body: dict[str, Any]) -> float:
-    """How long a `started` job's execution has run (inf unless it has begun one)."""
-    if body["status"] != "started" or body["attempts"] < 1 or not body["started_at"]:
-        return math.inf
-    return time.time() - datetime.fromisoformat(body["started_at"]).timestamp()
 
 
 def test_worker_killed_mid_job_every_job_still_finishes(
