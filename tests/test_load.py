@@ -49,7 +49,9 @@ from helpers import job_status, run, wait_for
 from loadgen import Api, Executions, Load, Workers, add_counting_task
 from servers import RABBITMQ_SERVER, RabbitMQServer, RedisServer
 
-pytestmark = pytest.mark.e2e
+#: A no-fault run took 152 s on a busy 2-core run, and each test's own deadlines (the load,
+#: RECOVERY_BOUND, the drain) add up to about 10 minutes: the default timeout is too short.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 RABBITMQCTL = RABBITMQ_SERVER.with_name("rabbitmqctl")
 
