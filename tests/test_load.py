@@ -120,6 +120,17 @@ class Stack(e2e.stack.Stack):
     def executions(self) -> Executions:
         return Executions.read(self.count_file)
 
+    def begun(self) -> Executions:
+        """The executions of jobs with ``seconds`` that have begun their function (the
+        task notes it first, in LOADCOUNT_FILE.begun): once there, always there, unlike
+        a job's `started` status, which a short job may leave between two polls."""
+        return Executions.read(self.count_file.with_name(self.count_file.name + ".begun"))
+
+    def in_flight(self, tokens: list[str]) -> bool:
+        """True while every one of ``tokens`` has begun and none has ended."""
+        begun, ended = self.begun().counts, self.executions().counts
+        return all(begun[t] for t in tokens) and not any(ended[t] for t in tokens)
+
     def wait_ran(self, tokens: dict[str, float], timeout: float, what: str) -> Executions:
         """Wait until every token ran at least once; fail with the counts."""
         deadline = time.monotonic() + timeout
@@ -236,16 +247,14 @@ class Fault:
 def kill_worker(stack: Stack, load: Load) -> Fault:
     """``kill -9`` of one worker's whole tree while it runs jobs; a new one starts at once
     (compose's restart policy). Quick jobs may slip between two kills, so first every
-    worker process is given a 3 s job, and the kill waits until all of them started."""
+    worker process is given a 5 s job, and the kill waits until all of them are running
+    (each has begun its function, none has ended)."""
     assert stack.workers is not None
-    slow = WORKERS * IN_FLIGHT[stack.project.tier]
+    slow = [f"slow{n}" for n in range(WORKERS * IN_FLIGHT[stack.project.tier])]
     with httpx.Client(base_url=stack.api.base_url, timeout=10) as client:
-        jobs = [load.post(client, f"slow{n}", seconds=3) for n in range(slow)]
-        wait_for(
-            lambda: all(job_status(client, job)["status"] == "started" for job in jobs),
-            30,
-            what="every worker process to run a slow job",
-        )
+        for token in slow:
+            load.post(client, token, seconds=5)
+    wait_for(lambda: stack.in_flight(slow), 60, what="every worker process to run a slow job")
     at = stack.workers.kill(0)
     return Fault(at, at, f"{IN_FLIGHT[stack.project.tier]} job(s) in flight on the killed worker")
 
@@ -513,11 +522,7 @@ def test_a_frozen_worker_woken_later_changes_no_final_status(
     busy = WORKERS * IN_FLIGHT[tier]  # every worker process runs one of these
     with httpx.Client(base_url=stack.api.base_url, timeout=10) as client:
         jobs = {f"frozen{n}": load.post(client, f"frozen{n}", seconds=4) for n in range(busy)}
-        wait_for(
-            lambda: all(s["status"] == "started" for s in _statuses(client, jobs).values()),
-            30,
-            what="every worker process to run a job",
-        )
+        wait_for(lambda: stack.in_flight(list(jobs)), 60, what="every worker process to run a job")
         frozen_at = stack.workers.freeze(0)
         try:
             finished = wait_for(
@@ -585,10 +590,8 @@ def test_a_full_redis_answers_503_saying_so_and_loses_nothing(
         done = {"before": load.post(client, "before")}
         wait_for(lambda: _statuses(client, done)["before"]["status"] == "finished", 30)
         slow = {"slow": load.post(client, "slow", seconds=3)}
-        wait_for(lambda: _statuses(client, slow)["slow"]["status"] == "started", 30)
         # Its function runs (the worker's writes before it are done): Redis fills up now.
-        begun = stack.count_file.with_name(stack.count_file.name + ".begun")
-        wait_for(lambda: begun.exists() and "slow " in begun.read_text(), 30, what="slow's run")
+        wait_for(lambda: stack.in_flight(["slow"]), 30, what="slow's run")
 
         store.config_set("maxmemory", 1)  # from now on every write is refused: full
         full_at = time.time()
