@@ -45,7 +45,7 @@ import redis
 
 import e2e.stack
 from e2e.stack import DURABLE, Project, render
-from helpers import job_status, run, wait_for
+from helpers import Process, descendants, job_status, run, wait_for
 from loadgen import Api, Executions, Load, Workers, add_counting_task
 from servers import RABBITMQ_SERVER, RabbitMQServer, RedisServer
 
@@ -508,6 +508,20 @@ def _all_finished(statuses: dict[str, dict[str, Any]]) -> dict[str, dict[str, An
     return statuses if all(s["status"] == "finished" for s in statuses.values()) else None
 
 
+def all_ran_after_wake(stack: Stack, worker: Process, since: int, jobs: dict[str, str]) -> bool:
+    """True once every process of ``worker`` that runs jobs has run one of ``jobs`` (token
+    -> job id, all posted after its wake). RQ's worker takes a job only once its previous
+    work horse has ended: its log (after ``since``) names the job. Celery's pool processes
+    each run one job at a time: each current one has run such a job (the task's pid)."""
+    if stack.project.backend == "rq":
+        later = worker.log()[since:]
+        return any(job_id in later for job_id in jobs.values())
+    _main, *pool = descendants(worker.popen.pid)  # uv run's child: Celery's main process
+    pids = stack.executions().pids
+    ran_in = {pid for token in jobs for pid in pids.get(token, ())}
+    return bool(pool) and set(pool) <= ran_in
+
+
 @pytest.mark.parametrize("stack", DURABLE, indirect=True)
 def test_a_frozen_worker_woken_later_changes_no_final_status(
     stack: Stack, record_property: Any
@@ -540,20 +554,24 @@ def test_a_frozen_worker_woken_later_changes_no_final_status(
             woken_at = stack.workers.thaw(0)
         taken = sorted(t for t, s in finished.items() if s["result"] != t or s["error"])
         assert not taken, f"wrong results: {taken}"
-        # The woken worker goes on with the executions it had started: they are stale.
-        # Wait until it has dealt with each of them (RQ logs "a stale execution ...";
-        # Celery logs each task's end, or its time limit), then for their writes to land.
+        # The woken worker goes on with the executions it had started: they are stale, and
+        # must write nothing. A process runs one job at a time: once each of the woken
+        # worker's processes has run a job posted after the wake, every stale execution,
+        # with all it wrote, is over. Such jobs are posted, a round at a time, until then;
+        # a status that changes meanwhile ends the wait too (the assertion below shows it).
+        woke: dict[str, str] = {}  # token -> job id
 
-        def stale_ends() -> set[str]:
-            later = frozen_log.log()[seen_before:]
-            return {job_id for job_id in jobs.values() if job_id in later}
+        def stale_over() -> bool:
+            if _statuses(client, jobs) != finished:
+                return True
+            if all_ran_after_wake(stack, frozen_log, seen_before, woke):
+                return True
+            for _ in range(busy):  # one per worker process, each kept busy for a moment
+                token = f"woke{len(woke)}"
+                woke[token] = load.post(client, token, seconds=0.5)
+            return False
 
-        wait_for(
-            lambda: len(stale_ends()) >= IN_FLIGHT[tier],
-            60,
-            what=f"the woken worker to end its {IN_FLIGHT[tier]} stale execution(s)",
-        )
-        time.sleep(2)
+        wait_for(stale_over, 90, interval=2, what="each woken process to run a new job")
         after = _statuses(client, jobs)
         # Still finished, with the same results: nothing was rewritten.
         assert after == finished, f"statuses changed after the wake:\n{finished}\n{after}"
