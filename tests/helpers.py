@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import shlex
@@ -11,6 +12,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -226,6 +228,14 @@ def job_status(client: httpx.Client, job_id: str) -> dict[str, Any]:
     return body
 
 
+def running_for(body: dict[str, Any]) -> float:
+    """How long the execution of a job whose status ``body`` is has been running: inf
+    unless it is ``started`` with an execution begun (``attempts`` counts it)."""
+    if body["status"] != "started" or body["attempts"] < 1 or not body["started_at"]:
+        return math.inf
+    return time.time() - datetime.fromisoformat(body["started_at"]).timestamp()
+
+
 def settled(
     client: httpx.Client, job_id: str, timeout: float = 30, interval: float = 0.2
 ) -> dict[str, Any]:
@@ -268,8 +278,14 @@ def kill_tree(process: Process) -> list[int]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     process.popen.wait(10)
-    time.sleep(0.2)
-    assert [pid for pid in pids if running(pid)] == [], "a worker process survived kill -9"
+    # SIGKILL takes effect when the kernel next runs the process: on a busy machine, not
+    # always within a fixed moment. Wait until each is gone (or a zombie), which it will be.
+    wait_for(
+        lambda: not [pid for pid in pids if running(pid)],
+        10,
+        interval=0.05,
+        what="every process of the tree to be gone after kill -9",
+    )
     return [process.popen.pid, *pids]
 
 

@@ -110,17 +110,20 @@ class Executions:
 
     counts: Counter[str]
     times: list[tuple[float, str]]  # (unix time, token), in file order
+    pids: dict[str, set[int]]  # token -> the processes it ran in
 
     @classmethod
     def read(cls, path: Path) -> Executions:
         counts: Counter[str] = Counter()
         times = []
+        pids: dict[str, set[int]] = {}
         if path.exists():
             for line in path.read_text().splitlines():
-                token, at, _pid = line.split()
+                token, at, pid = line.split()
                 counts[token] += 1
                 times.append((float(at), token))
-        return cls(counts, times)
+                pids.setdefault(token, set()).add(int(pid))
+        return cls(counts, times, pids)
 
     def duplicates(self) -> dict[str, int]:
         """Tokens that ran more than once, with their counts."""

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 
 from helpers import free_port
 
@@ -93,6 +94,22 @@ class RedisServer:
     def kill(self) -> None:
         """SIGKILL, as a crash would (what was fsynced to the AOF survives)."""
         self._signal(signal.SIGKILL)
+
+    def make_durable(self) -> None:
+        """Make every write Redis took so far durable now, instead of waiting for the
+        once-a-second fsync (``appendfsync everysec``, compose's setting): switch to
+        ``appendfsync always``, then make one write. With ``always`` Redis writes and
+        fsyncs the AOF before it answers, so the answer to that write means everything
+        before it is on disk. ``always`` lasts until the next :meth:`start` (a test's
+        crash), which starts with compose's ``everysec`` again."""
+        client = redis.Redis.from_url(self.url)
+        try:
+            client.config_set("appendfsync", "always")
+            client.set("tests:aof-probe", str(time.time()), ex=600)
+            info = client.info("persistence")
+        finally:
+            client.close()
+        assert info["aof_enabled"] == 1 and info["aof_last_write_status"] == "ok", info
 
     def pause(self) -> None:
         """SIGSTOP: Redis hangs with its connections open (a stopped VM, a swapping host)."""

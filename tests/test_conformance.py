@@ -27,6 +27,7 @@ retries), runs every queue in the API process, and loses delayed jobs on a resta
 from __future__ import annotations
 
 import concurrent.futures
+import math
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -241,7 +242,9 @@ def check_caller_ids(spec: Spec) -> None:
         again.status_code == 202 and again.json()["job_id"] == "conf-dup-1",
         f"an id known already answers it again: {again.text}",
     )
-    time.sleep(1)
+    # A second conf-dup-1 job would be queued ahead of this one (in process: started right
+    # after its 202), and the worker takes jobs in order: it would have run by now.
+    spec.settle(spec.enqueue("echo", "after conf-dup-1"))
     body = spec.job("conf-dup-1")
     spec.check(
         spec.runs("conf-dup-1") == 1 and body["result"] == "once",
@@ -253,6 +256,7 @@ def check_delay_and_cancel(spec: Spec) -> None:
     before = time.time()
     delayed = spec.enqueue("echo", "later", delay=DELAY)
     doomed = spec.enqueue("echo", "never", delay=DELAY)
+    doomed_due = time.time() + DELAY  # or sooner
     spec.check(spec.job(delayed)["status"] == "scheduled", "a delayed job is scheduled")
     cancelled = client_delete(spec, doomed)
     spec.check(
@@ -268,7 +272,11 @@ def check_delay_and_cancel(spec: Spec) -> None:
         f"a {DELAY} s delay runs once, no sooner: {body}, ran at "
         f"{[round(r.at - before, 2) for r in runs]} s",
     )
-    time.sleep(2)  # past the cancelled job's due time, with a worker that ran the other
+    # Due a second or more after the cancelled job (RQ rounds a due time up to the second):
+    # due jobs are queued in due order and run in order, so the cancelled one, had it been
+    # kept, would have run before this one settled.
+    later = max(1.0, math.ceil(doomed_due) + 1 - time.time())
+    spec.settle(spec.enqueue("echo", "after the cancelled one", delay=later))
     spec.check(
         spec.runs(doomed) == 0 and spec.job(doomed)["status"] == "cancelled",
         f"a cancelled job never runs: {spec.runs(doomed)} runs, {spec.job(doomed)}",
@@ -362,7 +370,6 @@ def check_queues(spec: Spec) -> None:
     waiting = spec.enqueue("other", "elsewhere")
     parked = spec.enqueue("other", "cancelled while it waits")
     if durable:
-        time.sleep(3)  # the default worker takes nothing from queue "other"
         body = spec.job(waiting)
         spec.check(
             body["status"] == "queued" and body["queue"] == OTHER_QUEUE,
@@ -377,7 +384,17 @@ def check_queues(spec: Spec) -> None:
         f"the {OTHER_QUEUE!r} job ran{' on its own worker' if durable else ''}: {body}",
     )
     if durable:
-        time.sleep(2)
+        # Whoever ran it, a worker logs a job's id when it takes it: the default worker's logs
+        # never name it (nothing taken from queue "other", ever), its own worker's do.
+        default_logs = "".join(p.log() for p in spec.stack.workers["default"].all)
+        other_logs = "".join(p.log() for p in spec.stack.workers[OTHER_QUEUE].all)
+        spec.check(
+            waiting not in default_logs and waiting in other_logs,
+            f"only the {OTHER_QUEUE!r} worker took the {OTHER_QUEUE!r} job {waiting}",
+        )
+        # Queue "other" is taken in order: this job, enqueued after the cancelled one, settles
+        # only once the worker has taken the cancelled one (and dropped it, unrun).
+        spec.settle(spec.enqueue("other", "after the cancelled one"))
         spec.check(spec.runs(parked) == 0, "a cancelled queued job never runs")
 
 

@@ -18,7 +18,16 @@ import httpx
 import pytest
 
 from e2e.stack import Project, Stack, render
-from helpers import descendants, free_port, job_status, kill_tree, run, settled, wait_for
+from helpers import (
+    descendants,
+    free_port,
+    job_status,
+    kill_tree,
+    run,
+    running_for,
+    settled,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -69,8 +78,9 @@ def test_jobs_finish_retry_and_unknown_ids_are_404(stack: Stack) -> None:
         body = settled(client, email.json()["job_id"])
         assert body["status"] == "finished"
         assert body["result"] == {"email": "ada@example.com", "status": "sent"}
-        report = client.post("/examples/report", json={"seconds": 1.5}).json()["job_id"]
-        wait_for(lambda: job_status(client, report)["status"] == "started", 10, what="started")
+        # 3 s: long enough to be seen `started` by a poll every 0.1 s on a busy machine.
+        report = client.post("/examples/report", json={"seconds": 3}).json()["job_id"]
+        wait_for(lambda: job_status(client, report)["status"] == "started", 30, what="started")
         flaky = client.post("/examples/report", json={"fail_times": 2}).json()["job_id"]
         seen = set()
         body = wait_for(
@@ -86,7 +96,7 @@ def test_jobs_finish_retry_and_unknown_ids_are_404(stack: Stack) -> None:
         assert body["status"] == "finished", body
         assert body["result"] == {"attempts": 3, "seconds": 0}
         assert "retrying" in seen, seen
-        assert settled(client, report)["result"] == {"attempts": 1, "seconds": 1.5}
+        assert settled(client, report)["result"] == {"attempts": 1, "seconds": 3}
         # A job out of retries is failed, with its error.
         doomed = client.post("/examples/report", json={"fail_times": 10}).json()["job_id"]
         body = settled(client, doomed, timeout=60)
@@ -125,12 +135,16 @@ def test_worker_killed_mid_job_every_accepted_job_finishes(
         jobs = [
             client.post("/examples/report", json={"seconds": 4}).json()["job_id"] for _ in range(3)
         ]
-        wait_for(
-            lambda: sum(job_status(client, j)["status"] == "started" for j in jobs) == 2,
-            15,
+        # Both pool processes run a job, begun less than half its run ago: the kill lands
+        # inside both executions, not after one has ended.
+        running = wait_for(
+            lambda: (
+                len(fresh := [j for j in jobs if running_for(job_status(client, j)) < 2]) == 2
+                and fresh
+            ),
+            30,
             what="two jobs started",
         )
-        running = [j for j in jobs if job_status(client, j)["status"] == "started"]
         killed_at = time.monotonic()
         kill_tree(worker)
         stack.start("worker")
@@ -161,7 +175,8 @@ def test_sigterm_lets_the_running_job_finish_then_the_worker_exits(stack: Stack)
     the idle one would simply run the second job before the SIGTERM."""
     worker = stack.start("worker", WORKER_CONCURRENCY="1")
     with stack.serve() as (client, _):
-        running = client.post("/examples/report", json={"seconds": 2}).json()["job_id"]
+        # Long enough to be seen `started` (a poll every 0.1 s) and still running at the SIGTERM.
+        running = client.post("/examples/report", json={"seconds": 5}).json()["job_id"]
         wait_for(
             lambda: job_status(client, running)["status"] == "started", 30, what="the job to start"
         )
@@ -236,18 +251,44 @@ def test_a_worker_whose_name_is_taken_says_why_and_exits_at_once(stack: Stack) -
     assert first.popen.poll() is None
 
 
+#: The slots the two Beats test watches: each run, and skipped by the other Beat.
+SLOTS = 6
+SLOT_SECONDS = 2  # EXAMPLE_HEARTBEAT_SECONDS
+SKIPPED = re.compile(r"tick (\S+) was sent by another scheduler")
+
+
+def late(item: dict[str, Any]) -> float:
+    """How long after its slot began a heartbeat ran."""
+    ran_at = datetime.fromisoformat(item["ran_at"])
+    return (ran_at - datetime.fromisoformat(item["tick"])).total_seconds()
+
+
 def test_two_beats_never_run_a_tick_twice(stack: Stack) -> None:
     worker = stack.start("worker")
     with stack.serve() as (client, _):
         stack.wait_ready(worker)
         started = datetime.now(UTC)
         beats = [stack.start("scheduler") for _ in range(2)]
-        time.sleep(20)
-        for beat in beats:
-            assert beat.popen.poll() is None, beat.log()
-        items = client.get("/examples/heartbeats").json()
+
+        def watched() -> list[dict[str, Any]] | None:
+            for beat in beats:
+                assert beat.popen.poll() is None, beat.log()
+            items: list[dict[str, Any]] = client.get("/examples/heartbeats").json()
+            ticks = [datetime.fromisoformat(item["tick"]) for item in items]
+            if len(set(ticks)) < len(ticks):
+                return items  # a tick ran twice: the assertion below shows it
+            # A slot one Beat skipped and the other's job ran for: both have dealt with it.
+            logs = "".join(beat.log() for beat in beats)
+            skipped = {datetime.fromisoformat(tick) for tick in SKIPPED.findall(logs)}
+            # A busy machine runs some jobs late, but not every one: one run inside its own
+            # slot shows the tick is the slot the run belongs to, not an earlier one.
+            on_time = any(0 <= late(item) < SLOT_SECONDS for item in items)
+            return items if len(skipped & set(ticks)) >= SLOTS and on_time else None
+
+        items = wait_for(
+            watched, 120, interval=0.5, what=f"{SLOTS} slots run once and skipped by the other"
+        )
     ticks = [datetime.fromisoformat(item["tick"]) for item in items]
-    assert len(ticks) >= 5, (items, beats[0].log(), worker.log())
     assert len(set(ticks)) == len(ticks), f"a tick ran twice: {ticks}"
     assert all(tick.timestamp() % 2 == 0 for tick in ticks), ticks
     gaps = [(a - b).total_seconds() for a, b in itertools.pairwise(ticks)]
@@ -255,14 +296,11 @@ def test_two_beats_never_run_a_tick_twice(stack: Stack) -> None:
     # No slot that began before Beat started was sent.
     assert min(ticks) > started, (started, ticks)
     # Each run happens after its slot began. How long after depends on the machine's load
-    # (a 2-core runner with the whole suite in parallel saw 2.0 s): the slot a run belongs
-    # to is what matters, and the uniqueness and alignment checks above prove it.
+    # (a 2-core runner with the whole suite in parallel saw 2.0 s), so there is no upper
+    # bound: the slot a run belongs to is what matters, and the uniqueness and alignment
+    # checks above and the run seen inside its slot prove it.
     for item in items:
-        late = datetime.fromisoformat(item["ran_at"]) - datetime.fromisoformat(item["tick"])
-        assert 0 <= late.total_seconds() < 5, item
-    # Both Beats were alive and competing: the losing one logged the slots it skipped.
-    skipped = sum(len(re.findall("was sent by another scheduler", b.log())) for b in beats)
-    assert skipped >= 3, [b.log()[-3000:] for b in beats]
+        assert late(item) >= 0, item
 
 
 def test_broker_down_is_503_then_recovers_without_restarting_the_api(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 import zlib
@@ -19,7 +20,16 @@ import pytest
 import redis
 
 from e2e.stack import Project, Stack, render
-from helpers import descendants, free_port, job_status, kill_tree, run, settled, wait_for
+from helpers import (
+    descendants,
+    free_port,
+    job_status,
+    kill_tree,
+    run,
+    running_for,
+    settled,
+    wait_for,
+)
 from servers import RedisServer
 
 pytestmark = pytest.mark.e2e
@@ -181,21 +191,24 @@ def test_a_pickled_job_is_refused_and_runs_nothing(
     }
 
 
+#: How long each job of the worker-kill test runs: the kill must land inside one.
+KILLED_JOB_SECONDS = 3
+
+
 def test_worker_killed_mid_job_every_job_still_finishes(
     stack: tuple[Stack, httpx.Client], record_property: Any
 ) -> None:
     stack_, client = stack
     worker = stack_.start("worker")
-    jobs = [report(client, seconds=1.5) for _ in range(6)]
+    jobs = [report(client, seconds=KILLED_JOB_SECONDS) for _ in range(5)]
     # A job is `started` once the worker claims it, before its work horse forks; the kill
     # waits until one has begun its execution there (`attempts` counts it), so that the
-    # execution it cuts short is counted and the job's rerun says attempts == 2.
+    # execution it cuts short is counted and the job's rerun says attempts == 2. It must
+    # land inside that execution, not just after its end (the next job then not begun):
+    # the job seen must have begun less than half its run ago.
     wait_for(
-        lambda: any(
-            (body := job_status(client, j))["status"] == "started" and body["attempts"] >= 1
-            for j in jobs
-        ),
-        30,
+        lambda: any(running_for(job_status(client, j)) < KILLED_JOB_SECONDS / 2 for j in jobs),
+        60,
         what="a job's execution to begin",
     )
     killed = kill_tree(worker)
@@ -223,7 +236,8 @@ def test_sigterm_lets_the_running_job_finish_then_the_worker_exits(
     exits 0 (it used to take the stop for a lost Redis and start again until killed)."""
     stack_, client = stack
     worker = stack_.start("worker")
-    running = report(client, seconds=2)
+    # Long enough to be seen `started` (a poll every 0.1 s) and still running at the SIGTERM.
+    running = report(client, seconds=5)
     wait_for(
         lambda: job_status(client, running)["status"] == "started", 30, what="the job to start"
     )
@@ -235,15 +249,32 @@ def test_sigterm_lets_the_running_job_finish_then_the_worker_exits(
     assert "starting again" not in worker.log()
 
 
+#: The slots the two schedulers test watches: each run, and skipped by the other scheduler.
+SLOTS = 6
+SKIPPED = re.compile(r"tick (\S+) already enqueued elsewhere; skipped")
+
+
 def test_two_schedulers_run_each_tick_once(stack: tuple[Stack, httpx.Client]) -> None:
     stack_, client = stack
     stack_.start("worker")
-    stack_.start("scheduler")
-    stack_.start("scheduler")  # started by mistake
-    time.sleep(20)
-    beats = client.get("/examples/heartbeats").json()
+    schedulers = [stack_.start("scheduler"), stack_.start("scheduler")]  # one by mistake
+
+    def watched() -> list[dict[str, Any]] | None:
+        for scheduler in schedulers:
+            assert scheduler.popen.poll() is None, scheduler.log()
+        beats: list[dict[str, Any]] = client.get("/examples/heartbeats").json()
+        ticks = [datetime.fromisoformat(beat["tick"]) for beat in beats]
+        if len(set(ticks)) < len(ticks):
+            return beats  # a tick ran twice: the assertion below shows it
+        # A slot one scheduler skipped and the other's job ran for: both have dealt with it.
+        logs = "".join(scheduler.log() for scheduler in schedulers)
+        skipped = {datetime.fromisoformat(tick) for tick in SKIPPED.findall(logs)}
+        return beats if len(skipped & set(ticks)) >= SLOTS else None
+
+    beats = wait_for(
+        watched, 120, interval=0.5, what=f"{SLOTS} slots run once and skipped by the other"
+    )
     ticks = [datetime.fromisoformat(beat["tick"]) for beat in beats]
-    assert len(ticks) >= 7, beats
     assert len(ticks) == len(set(ticks)), f"a tick ran twice: {beats}"
     for tick in ticks:
         assert tick.timestamp() % 2 == 0, f"tick {tick} is not on a 2 s slot"
@@ -256,7 +287,7 @@ def test_redis_outage_answers_503_and_loses_nothing(stack: tuple[Stack, httpx.Cl
     stack_, client = stack
     server = stack_.redis
     accepted = [report(client, seconds=0.2) for _ in range(5)]  # no worker yet
-    time.sleep(1.5)  # the AOF is fsynced every second
+    server.make_durable()  # what Redis took is on disk (no wait for the once-a-second fsync)
     server.kill()
 
     started = time.monotonic()
@@ -270,7 +301,13 @@ def test_redis_outage_answers_503_and_loses_nothing(stack: tuple[Stack, httpx.Cl
     assert client.get(f"/jobs/{accepted[0]}").status_code == 503
 
     worker = stack_.start("worker")  # starts while Redis is down: it must wait, not exit
-    time.sleep(3)
+    # Three failed tries, each followed by a wait (its log says so before it waits), and the
+    # worker still runs: it went on past the first failure, where one that gives up exits.
+    wait_for(
+        lambda: worker.popen.poll() is not None or worker.log().count("Redis takes no writes") >= 3,
+        60,
+        what="the worker to try Redis three times",
+    )
     assert worker.popen.poll() is None, f"the worker gave up on Redis:\n{worker.log()}"
     server.start()
 

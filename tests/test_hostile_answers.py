@@ -282,6 +282,7 @@ def accepted_answer_sets() -> st.SearchStrategy[dict[str, Any]]:
 
 
 @pytest.mark.render
+@pytest.mark.timeout(1200)  # two projects rendered and tested: 292 s on a busy run
 @bounded(2, derandomize=True)
 @given(answers=accepted_answer_sets())
 def test_accepted_answers_render_a_project_that_passes_its_tests(

@@ -349,6 +349,7 @@ def project_files(project: Path) -> set[str]:
 
 
 @pytest.mark.update
+@pytest.mark.timeout(900)  # up to 192 s on a busy run
 @pytest.mark.parametrize("tier", list(TIER_ANSWERS))
 def test_update_from_the_previous_release(
     template_repo: Path, tmp_path: Path, tier: str, request: pytest.FixtureRequest
@@ -390,6 +391,7 @@ SWITCHES = [
 
 
 @pytest.mark.update
+@pytest.mark.timeout(900)  # up to 192 s on a busy run
 @pytest.mark.parametrize(("source", "target", "data"), SWITCHES, ids=lambda v: str(v)[:30])
 def test_tier_switch_in_one_command(
     template_repo: Path,
@@ -485,6 +487,7 @@ ENV_SWITCHES = [
 
 
 @pytest.mark.update
+@pytest.mark.timeout(900)  # up to 192 s on a busy run
 @pytest.mark.e2e
 @pytest.mark.parametrize(("source", "data", "asked"), ENV_SWITCHES, ids=lambda v: str(v)[:40])
 def test_after_a_tier_switch_the_old_env_works_once_the_printed_lines_are_added(
