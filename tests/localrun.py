@@ -188,7 +188,7 @@ def run_without_docker(project: Path, workdir: Path, during: str = "") -> dict[s
         capture_output=True,
         text=True,
         env=env,
-        timeout=2700,
+        timeout=1100,  # within the test's own timeout (pytest-timeout)
     )
     log = (project / "local-run.log").read_text() if (project / "local-run.log").exists() else ""
     assert done.returncode == 0, (

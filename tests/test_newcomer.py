@@ -56,6 +56,7 @@ def project(request: pytest.FixtureRequest, copie_session: Any) -> Path:
 
 
 @pytest.mark.e2e
+@pytest.mark.timeout(1200)  # the steps, two test runs, lint, types and two benchmarks
 def test_the_readme_commands_run_as_written(project: Path, tmp_path: Path) -> None:
     """The generated README's commands, exactly as written, on the servers its "Without
     Docker" steps start: the steps reach ready and run a job; then, in a new shell, its
