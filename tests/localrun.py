@@ -143,11 +143,14 @@ exec python3 {poller} {steps} {during} {afterwards}
 """
 
 
-def run_without_docker(project: Path, workdir: Path, during: str = "") -> dict[str, Any]:
-    """Run the README's steps in ``project``, then its :data:`AFTERWARDS` blocks; returns
-    the ready body, the job's status and, per block run, its exit code and output (in
-    ``afterwards``, in order: it stops at the first that fails). ``during``, a script, runs
-    once the job finished, while every process still runs (its result: ``during``)."""
+def run_without_docker(
+    project: Path, workdir: Path, during: str = "", afterwards: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Run the README's steps in ``project``, then the first ``bash`` block under each
+    heading of ``afterwards`` (e.g. :data:`AFTERWARDS`); returns the ready body, the job's
+    status and, per block run, its exit code and output (in ``afterwards``, in order: it
+    stops at the first that fails). ``during``, a script, runs once the job finished, while
+    every process still runs (its result: ``during``)."""
     if os.geteuid() != 0 or any(shutil.which(tool) is None for tool in TOOLS):
         message = f"the local-run test needs root and {', '.join(TOOLS)} (scripts/test.sh)"
         if os.environ.get("CI"):
@@ -168,10 +171,10 @@ def run_without_docker(project: Path, workdir: Path, during: str = "") -> dict[s
             mounts.append(f"{source}={target}")
     (workdir / "steps.sh").write_text(steps)
     (workdir / "poller.py").write_text(POLLER)
-    afterwards = []
-    for index, heading in enumerate(AFTERWARDS):
+    blocks = []
+    for index, heading in enumerate(afterwards):
         (workdir / f"after-{index}.sh").write_text(first_bash_block(readme, heading))
-        afterwards.append(str(workdir / f"after-{index}.sh"))
+        blocks.append(str(workdir / f"after-{index}.sh"))
     if during:
         (workdir / "during.sh").write_text(during)
     driver = DRIVER.format(
@@ -180,7 +183,7 @@ def run_without_docker(project: Path, workdir: Path, during: str = "") -> dict[s
         poller=workdir / "poller.py",
         steps=workdir / "steps.sh",
         during=workdir / "during.sh" if during else "-",
-        afterwards=" ".join(afterwards),
+        afterwards=" ".join(blocks),
     )
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     done = subprocess.run(

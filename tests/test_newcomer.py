@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from helpers import REPO_ROOT, compose_services, run, uv_sync
-from localrun import first_bash_block, run_without_docker
+from localrun import AFTERWARDS, first_bash_block, run_without_docker
 from terminal import ENTER, Terminal
 
 #: One project per tier and broker, each with every optional process.
@@ -71,7 +71,8 @@ def test_the_readme_commands_run_as_written(project: Path, tmp_path: Path) -> No
         line for line in first_bash_block(readme, "## Test").splitlines() if "REDIS_URL=" in line
     ]
     rabbitmq = "amqp://" in "".join(integration)
-    result = run_without_docker(project, tmp_path, during=integration[0] if rabbitmq else "")
+    beside = integration[0] if rabbitmq else ""
+    result = run_without_docker(project, tmp_path, beside, afterwards=AFTERWARDS)
     assert result["ready"] == {"status": "ready"}
     assert result["job"]["status"] == "finished", result["job"]
     assert result["job"]["result"] == {"email": "ada@example.com", "status": "sent"}
