@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +17,11 @@ def pytest_configure(config: pytest.Config) -> None:
     # pytest-copie renders the template found at --template (default "."): make it the repo.
     if getattr(config.option, "template", None) in (None, "."):
         config.option.template = str(REPO_ROOT)
+    # One mypy cache for every generated project the suite type-checks (each test worker
+    # and each project alike): their dependencies are the same files (uv links them from
+    # its cache), so only a project's own modules are checked afresh. mypy replaces cache
+    # files atomically, and rechecks any module whose source differs from the cached one.
+    os.environ.setdefault("MYPY_CACHE_DIR", str(REPO_ROOT / ".tmp" / "mypy-cache"))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -67,7 +67,9 @@ during, afterwards = sys.argv[2], sys.argv[3:]
 def run_block(script, log_name):
     # In a new shell, as a new terminal would run it: without .env's settings (the servers
     # the steps started stay up: they are daemons).
-    shell = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TERM")}
+    # (MYPY_CACHE_DIR: the suite's shared cache, tests/conftest.py; it changes no result.)
+    keep = ("PATH", "HOME", "LANG", "TERM", "MYPY_CACHE_DIR")
+    shell = {k: v for k, v in os.environ.items() if k in keep}
     started = time.monotonic()
     with open(log_name, "w") as log:
         block = subprocess.Popen(["bash", "-euo", "pipefail", script], stdout=log,
