@@ -11,14 +11,14 @@ service's own files are never touched).
 
 Inside, a poller (:data:`POLLER`) runs the steps, waits until ``GET /health/ready`` answers
 200, enqueues the example welcome email and waits until the job is ``finished``, then
-stops ``honcho`` (as the README's "Test" section asks) and runs the README's other blocks
-of commands, each exactly as written, in a new shell that has not read ``.env`` (a new
-terminal): "Test" (the tests, with the integration tests on the servers the steps
-started, lint and types) and "Benchmark". Each must exit 0. A test may also run a command
-while every process still runs (``during``). ``scripts/test.sh`` installs what the steps
-use (redis-server, rabbitmq-server, sudo); the network namespace has no route to the
-package index, so the project's environment is synced before (its ``uv sync`` steps then
-have nothing to do).
+stops ``honcho`` (as the README's "Test" section asks). A test may ask for more
+(tests/test_newcomer.py does): the README's other blocks of commands (``afterwards``), each
+exactly as written, in a new shell that has not read ``.env`` (a new terminal): "Test" (the
+tests, with the integration tests on the servers the steps started, lint and types) and
+"Benchmark"; and a command run while every process still runs (``during``).
+``scripts/test.sh`` installs what the steps use (redis-server, rabbitmq-server, sudo); the
+network namespace has no route to the package index, so the project's environment is
+synced before (its ``uv sync`` steps then have nothing to do).
 """
 
 from __future__ import annotations
