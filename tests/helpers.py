@@ -236,6 +236,44 @@ def running_for(body: dict[str, Any]) -> float:
     return time.time() - datetime.fromisoformat(body["started_at"]).timestamp()
 
 
+def late(heartbeat: dict[str, Any]) -> float:
+    """How long after its slot (``tick``) began an example heartbeat ran (``ran_at``)."""
+    ran_at = datetime.fromisoformat(heartbeat["ran_at"])
+    return (ran_at - datetime.fromisoformat(heartbeat["tick"])).total_seconds()
+
+
+def run_by_one_of_two(
+    client: httpx.Client,
+    schedulers: list[Process],
+    skipped: re.Pattern[str],
+    slots: int,
+    slot_seconds: float | None = None,
+) -> list[dict[str, Any]]:
+    """The example heartbeats once two schedulers have each dealt with ``slots`` slots: a
+    slot one of them skipped (``skipped`` finds its tick in their logs) and the other's job
+    ran for. Returned at once when a tick ran twice, for the caller's assertion to show.
+    With ``slot_seconds``, it also waits for one run inside its own slot (a busy machine
+    runs some late, not every one): the tick is the slot a run belongs to, not an earlier
+    one. Fails if a scheduler exits, or after 120 s."""
+
+    def watched() -> list[dict[str, Any]] | None:
+        for scheduler in schedulers:
+            assert scheduler.popen.poll() is None, scheduler.log()
+        items: list[dict[str, Any]] = client.get("/examples/heartbeats").json()
+        ticks = [datetime.fromisoformat(item["tick"]) for item in items]
+        if len(set(ticks)) < len(ticks):
+            return items
+        logs = "".join(scheduler.log() for scheduler in schedulers)
+        dealt = {datetime.fromisoformat(tick) for tick in skipped.findall(logs)} & set(ticks)
+        on_time = slot_seconds is None or any(0 <= late(i) < slot_seconds for i in items)
+        return items if len(dealt) >= slots and on_time else None
+
+    found: list[dict[str, Any]] = wait_for(
+        watched, 120, interval=0.5, what=f"{slots} slots run once and skipped by the other"
+    )
+    return found
+
+
 def settled(
     client: httpx.Client, job_id: str, timeout: float = 30, interval: float = 0.2
 ) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from helpers import (
     compose_services,
     free_port,
     job_status,
+    late,
     serving,
     settled,
     uv_sync,
@@ -162,12 +163,6 @@ def test_unknown_job_is_404(api: tuple[httpx.Client, Process]) -> None:
 SLOT_SECONDS = 2  # EXAMPLE_HEARTBEAT_SECONDS of the module's API
 
 
-def _late(item: dict[str, Any]) -> float:
-    """How long after its slot began a heartbeat ran."""
-    ran_at = datetime.fromisoformat(item["ran_at"])
-    return (ran_at - datetime.fromisoformat(item["tick"])).total_seconds()
-
-
 def test_heartbeats_run_once_per_two_second_slot(api: tuple[httpx.Client, Process]) -> None:
     client, _ = api
     # A busy machine runs some heartbeats late, even past their slot's end, but not every
@@ -176,7 +171,7 @@ def test_heartbeats_run_once_per_two_second_slot(api: tuple[httpx.Client, Proces
     beats = wait_for(
         lambda: (
             len(items := client.get("/examples/heartbeats").json()) >= 3
-            and any(0 <= _late(item) < SLOT_SECONDS for item in items)
+            and any(0 <= late(item) < SLOT_SECONDS for item in items)
             and items
         ),
         timeout=60,
@@ -191,7 +186,7 @@ def test_heartbeats_run_once_per_two_second_slot(api: tuple[httpx.Client, Proces
     gaps = [(a - b).total_seconds() for a, b in itertools.pairwise(ticks)]
     assert all(gap > 0 and gap % SLOT_SECONDS == 0 for gap in gaps), f"bad slots: {ticks}"
     # Every run at or after its slot began: a tick is never a slot still to come.
-    assert all(_late(item) >= 0 for item in beats), beats
+    assert all(late(item) >= 0 for item in beats), beats
 
 
 def _stop_during_a_job(

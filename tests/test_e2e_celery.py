@@ -23,7 +23,9 @@ from helpers import (
     free_port,
     job_status,
     kill_tree,
+    late,
     run,
+    run_by_one_of_two,
     running_for,
     settled,
     wait_for,
@@ -212,22 +214,12 @@ def test_two_workers_of_one_command_on_one_host_both_take_jobs(stack: Stack) -> 
     # TMPDIR, where the workers wrote their names.
     check = stack.project.services["worker"]["healthcheck"]["test"]
     assert check[0] == "CMD-SHELL", check
-    healthy = run(
-        ["uv", "run", "--quiet", "sh", "-c", check[1].replace("$$", "$")],
-        cwd=stack.project.path,
-        env=stack.env,
-        timeout=120,
-    )
+    command = ["uv", "run", "--quiet", "sh", "-c", check[1].replace("$$", "$")]
+    healthy = run(command, cwd=stack.project.path, env=stack.env, timeout=120)
     assert any(f"{n.group(1)}: OK" in healthy.stdout for n in names if n), healthy.stdout
     kill_tree(workers[0])
     kill_tree(workers[1])
-    unhealthy = run(
-        ["uv", "run", "--quiet", "sh", "-c", check[1].replace("$$", "$")],
-        cwd=stack.project.path,
-        env=stack.env,
-        timeout=120,
-        check=False,
-    )
+    unhealthy = run(command, cwd=stack.project.path, env=stack.env, timeout=120, check=False)
     assert unhealthy.returncode != 0, unhealthy.stdout
 
 
@@ -257,37 +249,13 @@ SLOT_SECONDS = 2  # EXAMPLE_HEARTBEAT_SECONDS
 SKIPPED = re.compile(r"tick (\S+) was sent by another scheduler")
 
 
-def late(item: dict[str, Any]) -> float:
-    """How long after its slot began a heartbeat ran."""
-    ran_at = datetime.fromisoformat(item["ran_at"])
-    return (ran_at - datetime.fromisoformat(item["tick"])).total_seconds()
-
-
 def test_two_beats_never_run_a_tick_twice(stack: Stack) -> None:
     worker = stack.start("worker")
     with stack.serve() as (client, _):
         stack.wait_ready(worker)
         started = datetime.now(UTC)
         beats = [stack.start("scheduler") for _ in range(2)]
-
-        def watched() -> list[dict[str, Any]] | None:
-            for beat in beats:
-                assert beat.popen.poll() is None, beat.log()
-            items: list[dict[str, Any]] = client.get("/examples/heartbeats").json()
-            ticks = [datetime.fromisoformat(item["tick"]) for item in items]
-            if len(set(ticks)) < len(ticks):
-                return items  # a tick ran twice: the assertion below shows it
-            # A slot one Beat skipped and the other's job ran for: both have dealt with it.
-            logs = "".join(beat.log() for beat in beats)
-            skipped = {datetime.fromisoformat(tick) for tick in SKIPPED.findall(logs)}
-            # A busy machine runs some jobs late, but not every one: one run inside its own
-            # slot shows the tick is the slot the run belongs to, not an earlier one.
-            on_time = any(0 <= late(item) < SLOT_SECONDS for item in items)
-            return items if len(skipped & set(ticks)) >= SLOTS and on_time else None
-
-        items = wait_for(
-            watched, 120, interval=0.5, what=f"{SLOTS} slots run once and skipped by the other"
-        )
+        items = run_by_one_of_two(client, beats, SKIPPED, SLOTS, slot_seconds=SLOT_SECONDS)
     ticks = [datetime.fromisoformat(item["tick"]) for item in items]
     assert len(set(ticks)) == len(ticks), f"a tick ran twice: {ticks}"
     assert all(tick.timestamp() % 2 == 0 for tick in ticks), ticks

@@ -26,6 +26,7 @@ from helpers import (
     job_status,
     kill_tree,
     run,
+    run_by_one_of_two,
     running_for,
     settled,
     wait_for,
@@ -258,22 +259,7 @@ def test_two_schedulers_run_each_tick_once(stack: tuple[Stack, httpx.Client]) ->
     stack_, client = stack
     stack_.start("worker")
     schedulers = [stack_.start("scheduler"), stack_.start("scheduler")]  # one by mistake
-
-    def watched() -> list[dict[str, Any]] | None:
-        for scheduler in schedulers:
-            assert scheduler.popen.poll() is None, scheduler.log()
-        beats: list[dict[str, Any]] = client.get("/examples/heartbeats").json()
-        ticks = [datetime.fromisoformat(beat["tick"]) for beat in beats]
-        if len(set(ticks)) < len(ticks):
-            return beats  # a tick ran twice: the assertion below shows it
-        # A slot one scheduler skipped and the other's job ran for: both have dealt with it.
-        logs = "".join(scheduler.log() for scheduler in schedulers)
-        skipped = {datetime.fromisoformat(tick) for tick in SKIPPED.findall(logs)}
-        return beats if len(skipped & set(ticks)) >= SLOTS else None
-
-    beats = wait_for(
-        watched, 120, interval=0.5, what=f"{SLOTS} slots run once and skipped by the other"
-    )
+    beats = run_by_one_of_two(client, schedulers, SKIPPED, SLOTS)
     ticks = [datetime.fromisoformat(beat["tick"]) for beat in beats]
     assert len(ticks) == len(set(ticks)), f"a tick ran twice: {beats}"
     for tick in ticks:

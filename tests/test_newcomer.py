@@ -200,16 +200,20 @@ GIT_ENV = {
 }
 
 
+def bash_lines(markdown: str) -> list[str]:
+    """Every command line of the Markdown's ``bash`` blocks, without its trailing comment."""
+    blocks = re.findall(r"```bash\n(.*?)\n```", markdown, re.DOTALL)
+    return [line.split("  #")[0].strip() for block in blocks for line in block.splitlines()]
+
+
 def bash_line(markdown: str, *words: str) -> str:
     """The one line of the Markdown's ``bash`` blocks that holds every word of ``words``
     (``--defaults``: the one that ends with it)."""
-    blocks = re.findall(r"```bash\n(.*?)\n```", markdown, re.DOTALL)
     found = [
-        line.split("  #")[0].strip()
-        for block in blocks
-        for line in block.splitlines()
+        line
+        for line in bash_lines(markdown)
         if all(word in line for word in words if word != "--defaults")
-        and ("--defaults" not in words or line.split("  #")[0].strip().endswith("--defaults"))
+        and ("--defaults" not in words or line.endswith("--defaults"))
     ]
     assert len(found) == 1, (words, found)
     return found[0]
@@ -264,8 +268,7 @@ def test_the_readme_generate_command_then_the_generated_readme_update_command(
     # The generated README: commit first, then each of its update commands, in its order
     # (committing in between, as it says): a plain update, an answer changed, a tier switch.
     readme = (project / "README.md").read_text()
-    blocks = "\n".join(re.findall(r"```bash\n(.*?)\n```", readme, re.DOTALL)).splitlines()
-    updates = [line.split("  #")[0].strip() for line in blocks if "copier update" in line]
+    updates = [line for line in bash_lines(readme) if "copier update" in line]
     plain = bash_line(readme, "copier update", "--defaults")
     changed = bash_line(readme, "copier update", "--data scheduling=cron")
     update = bash_line(readme, "copier update", "--data task_backend=rq")
