@@ -71,7 +71,7 @@ def env_additions(
     """The lines ``env`` (a parsed ``.env``) lacks for ``tier``: the secrets compose
     requires and the settings that cannot be derived from what is there. Every other
     setting has a default or is derived (Celery's URLs from ``REDIS_URL``)."""
-    needed: list[tuple[str, str]] = []
+    needed: list[tuple[str, str]] = [("JOBS_ADMIN_TOKEN", new_secret())]
     if tier in ("rq", "celery"):
         needed.append(("REDIS_PASSWORD", new_secret()))
     if tier == "rq" and monitoring:
@@ -107,6 +107,12 @@ def env_todo(dst: str | os.PathLike[str], answers: Mapping[str, Any]) -> str:
             "(new random passwords; .env.example lists every setting):",
             *(f"    {line}" for line in lines),
         ]
+        if any(line.startswith("JOBS_ADMIN_TOKEN=") for line in lines):
+            parts += [
+                "JOBS_ADMIN_TOKEN is new: the job routes (/jobs, /schedules) now want",
+                "`Authorization: Bearer <it>`. Until .env (or your deployment) sets it they",
+                "refuse everyone with 401, and the API's log says so at start.",
+            ]
     else:
         parts = [f"Your .env (left as it was) has what {tier} needs."]
     references = sorted(name for name, value in env.items() if "${" in value)

@@ -175,6 +175,12 @@ class Process:
         return self.popen.returncode
 
 
+#: The operators' token (JOBS_ADMIN_TOKEN) every API of these tests runs with, and the
+#: header that carries it: the clients of ``serving`` send it unless a test says otherwise.
+OPERATOR_TOKEN = "e2e-operator-token"
+AS_OPERATOR = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+
+
 def wait_answering(process: Process, base_url: str, timeout: float = 60) -> None:
     """Wait until the API ``process`` answers ``GET /health``; fail, with its log, if it
     exits first or does not answer within ``timeout`` seconds."""
@@ -198,12 +204,13 @@ def wait_answering(process: Process, base_url: str, timeout: float = 60) -> None
 def serving(
     project: Path, command: str, port: int, env: Mapping[str, str], log: Path
 ) -> Iterator[tuple[httpx.Client, Process]]:
-    """Run the API command until ``GET /health`` answers; yield a client for it."""
-    process = Process(command, project, env, log)
+    """Run the API command, with the operators' token unless ``env`` sets one, until
+    ``GET /health`` answers; yield a client for it that carries the token."""
+    process = Process(command, project, {"JOBS_ADMIN_TOKEN": OPERATOR_TOKEN, **env}, log)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_answering(process, base)
-        with httpx.Client(base_url=base, timeout=10) as client:
+        with httpx.Client(base_url=base, timeout=10, headers=AS_OPERATOR) as client:
             yield client, process
     finally:
         process.stop()

@@ -49,7 +49,7 @@ from conformance_app import (
     runs_of,
 )
 from e2e.stack import DURABLE, TIERS, Project, render
-from helpers import wait_for
+from helpers import AS_OPERATOR, wait_for
 from loadgen import Api, Workers
 
 pytestmark = pytest.mark.e2e
@@ -160,7 +160,7 @@ def _when(value: str | None) -> datetime | None:
 
 
 def test_one_meaning_on_every_tier(stack: Stack) -> None:
-    with httpx.Client(base_url=stack.api.base_url, timeout=30) as client:
+    with httpx.Client(base_url=stack.api.base_url, timeout=30, headers=AS_OPERATOR) as client:
         spec = Spec(stack, client)
         check_task_options(spec)
         check_caller_ids(spec)

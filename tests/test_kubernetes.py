@@ -241,6 +241,12 @@ def _check_api(rendered: Rendered, api: dict[str, Any]) -> None:
     assert service["targetPort"] == container["ports"][0]["name"]
     grace = api["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     assert grace > int(_env(container)["UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN"]["value"])
+    # The operators' token by reference; the API's pods take connections on their port only.
+    token = _env(container)["JOBS_ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert token == {"name": "app-secrets", "key": "JOBS_ADMIN_TOKEN"}
+    policy = rendered.kind("NetworkPolicy")["api"]["spec"]
+    assert policy["policyTypes"] == ["Ingress"]
+    assert policy["ingress"] == [{"ports": [{"port": "http", "protocol": "TCP"}]}]
 
 
 def _check_workers(
@@ -315,7 +321,7 @@ def _check_dashboard(rendered: Rendered, dashboard: dict[str, Any]) -> None:
     assert port == (5555 if rendered.tier == "celery" else 9181)
     assert rendered.kind("Service")["dashboard"]["spec"]["type"] == "ClusterIP"
     assert not rendered.kind("Ingress")
-    (policy,) = rendered.kind("NetworkPolicy").values()
+    policy = rendered.kind("NetworkPolicy")["dashboard"]
     assert policy["spec"]["policyTypes"] == ["Ingress"]
     (rule,) = policy["spec"]["ingress"]
     assert rule["from"] == [{"podSelector": {"matchLabels": {"dashboard-access": "true"}}}]

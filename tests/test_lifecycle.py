@@ -81,20 +81,24 @@ def names(lines: list[str]) -> list[str]:
 @pytest.mark.parametrize(
     ("env", "tier", "broker", "monitoring", "wanted"),
     [
-        ({}, "background_tasks", None, False, []),
-        ({}, "rq", None, False, ["REDIS_PASSWORD"]),
-        ({"REDIS_PASSWORD": ""}, "rq", None, True, ["DASHBOARD_PASSWORD", "REDIS_PASSWORD"]),
-        ({"REDIS_PASSWORD": "x", "REDIS_URL": "redis://localhost:6379/0"}, "celery", "redis",
-         False, []),
-        ({"REDIS_PASSWORD": "x"}, "celery", "redis", True, ["FLOWER_BASIC_AUTH"]),
-        ({"REDIS_PASSWORD": "x", "CELERY_BROKER_URL": "redis://localhost:6379/0"}, "celery",
-         "rabbitmq", False,
+        ({}, "background_tasks", None, False, ["JOBS_ADMIN_TOKEN"]),
+        ({"JOBS_ADMIN_TOKEN": "t"}, "background_tasks", None, False, []),
+        ({}, "rq", None, False, ["JOBS_ADMIN_TOKEN", "REDIS_PASSWORD"]),
+        ({"JOBS_ADMIN_TOKEN": "t", "REDIS_PASSWORD": ""}, "rq", None, True,
+         ["DASHBOARD_PASSWORD", "REDIS_PASSWORD"]),
+        ({"JOBS_ADMIN_TOKEN": "t", "REDIS_PASSWORD": "x", "REDIS_URL": "redis://localhost:6379/0"},
+         "celery", "redis", False, []),
+        ({"JOBS_ADMIN_TOKEN": "t", "REDIS_PASSWORD": "x"}, "celery", "redis", True,
+         ["FLOWER_BASIC_AUTH"]),
+        ({"JOBS_ADMIN_TOKEN": "t", "REDIS_PASSWORD": "x",
+          "CELERY_BROKER_URL": "redis://localhost:6379/0"}, "celery", "rabbitmq", False,
          ["CELERY_BROKER_URL", "RABBITMQ_DEFAULT_PASS", "RABBITMQ_DEFAULT_USER"]),
-        ({"REDIS_PASSWORD": "x", "CELERY_BROKER_URL": "amqp://localhost:5672//"}, "celery",
-         "redis", False, ["CELERY_BROKER_URL"]),
-        ({"REDIS_PASSWORD": "x", "CELERY_BROKER_URL": "amqp://localhost:5672//",
-          "RABBITMQ_DEFAULT_USER": "app", "RABBITMQ_DEFAULT_PASS": "y"}, "celery", "rabbitmq",
-         False, []),
+        ({"JOBS_ADMIN_TOKEN": "t", "REDIS_PASSWORD": "x",
+          "CELERY_BROKER_URL": "amqp://localhost:5672//"}, "celery", "redis", False,
+         ["CELERY_BROKER_URL"]),
+        ({"JOBS_ADMIN_TOKEN": "t", "REDIS_PASSWORD": "x",
+          "CELERY_BROKER_URL": "amqp://localhost:5672//", "RABBITMQ_DEFAULT_USER": "app",
+          "RABBITMQ_DEFAULT_PASS": "y"}, "celery", "rabbitmq", False, []),
     ],
 )  # fmt: skip
 def test_env_additions_name_what_cannot_be_derived(
@@ -105,7 +109,7 @@ def test_env_additions_name_what_cannot_be_derived(
     for line in lines:
         name, value = line.split("=", 1)
         assert value, line
-        if name.endswith(("_PASSWORD", "_PASS")):
+        if name.endswith(("_PASSWORD", "_PASS", "_TOKEN")):
             assert re.fullmatch(r"[0-9a-f]{32}", value)
     broker_url = [line for line in lines if line.startswith("CELERY_BROKER_URL=")]
     if broker_url:
@@ -121,7 +125,9 @@ def test_env_todo_after_an_update(tmp_path: Path) -> None:
     message = env_todo(tmp_path, answers)
     assert "copier left it as it was" in message
     assert re.search(r"^    REDIS_PASSWORD=[0-9a-f]{32}$", message, re.MULTILINE), message
-    (tmp_path / ".env").write_text("REDIS_PASSWORD=x\n")
+    assert re.search(r"^    JOBS_ADMIN_TOKEN=[0-9a-f]{32}$", message, re.MULTILINE), message
+    assert "they\nrefuse everyone with 401" in message, message
+    (tmp_path / ".env").write_text("REDIS_PASSWORD=x\nJOBS_ADMIN_TOKEN=t\n")
     assert env_todo(tmp_path, answers) == "Your .env (left as it was) has what rq needs."
 
 

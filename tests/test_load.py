@@ -46,7 +46,7 @@ import redis
 
 import e2e.stack
 from e2e.stack import DURABLE, Project, render
-from helpers import Process, descendants, job_status, run, wait_for
+from helpers import AS_OPERATOR, Process, descendants, job_status, run, wait_for
 from loadgen import Api, Executions, Load, Workers, add_counting_task
 from servers import RABBITMQ_SERVER, RabbitMQServer, RedisServer
 
@@ -221,7 +221,7 @@ def test_every_accepted_job_runs_exactly_once(stack: Stack, record_property: Any
     assert runs.duplicates() == {}, f"jobs ran twice without a fault: {runs.duplicates()}"
     assert set(runs.counts) == set(accepted)
     # The status API agrees (a sample).
-    with httpx.Client(base_url=stack.api.base_url, timeout=10) as client:
+    with httpx.Client(base_url=stack.api.base_url, timeout=10, headers=AS_OPERATOR) as client:
         for token in random.sample(sorted(accepted), 20):
             status = job_status(client, load.job_ids[token])
             assert status["status"] == "finished" and status["result"] == token, status
@@ -252,7 +252,7 @@ def kill_worker(stack: Stack, load: Load) -> Fault:
     (each has begun its function, none has ended)."""
     assert stack.workers is not None
     slow = [f"slow{n}" for n in range(WORKERS * IN_FLIGHT[stack.project.tier])]
-    with httpx.Client(base_url=stack.api.base_url, timeout=10) as client:
+    with httpx.Client(base_url=stack.api.base_url, timeout=10, headers=AS_OPERATOR) as client:
         for token in slow:
             load.post(client, token, seconds=5)
     wait_for(lambda: stack.in_flight(slow), 60, what="every worker process to run a slow job")
@@ -304,7 +304,7 @@ def _hang(stack: Stack, server: RedisServer | RabbitMQServer, name: str) -> Faul
     server.pause()
     try:
         started = time.monotonic()
-        with httpx.Client(base_url=stack.api.base_url, timeout=30) as client:
+        with httpx.Client(base_url=stack.api.base_url, timeout=30, headers=AS_OPERATOR) as client:
             ready = client.get("/health/ready")
         took = time.monotonic() - started
         assert ready.status_code == 503, ready.text
@@ -535,7 +535,7 @@ def test_a_frozen_worker_woken_later_changes_no_final_status(
     stack.up()
     load = Load(stack.api.base_url, prefix="z")
     busy = WORKERS * IN_FLIGHT[tier]  # every worker process runs one of these
-    with httpx.Client(base_url=stack.api.base_url, timeout=10) as client:
+    with httpx.Client(base_url=stack.api.base_url, timeout=10, headers=AS_OPERATOR) as client:
         jobs = {f"frozen{n}": load.post(client, f"frozen{n}", seconds=4) for n in range(busy)}
         wait_for(lambda: stack.in_flight(list(jobs)), 60, what="every worker process to run a job")
         frozen_at = stack.workers.freeze(0)
@@ -614,7 +614,7 @@ def test_a_full_redis_answers_503_saying_so_and_loses_nothing(
     stack.up()
     store = redis.Redis.from_url(stack.redis.url)
     load = Load(stack.api.base_url, prefix="m")
-    with httpx.Client(base_url=stack.api.base_url, timeout=10) as client:
+    with httpx.Client(base_url=stack.api.base_url, timeout=10, headers=AS_OPERATOR) as client:
         done = {"before": load.post(client, "before")}
         wait_for(lambda: _statuses(client, done)["before"]["status"] == "finished", 30)
         slow = {"slow": load.post(client, "slow", seconds=3)}

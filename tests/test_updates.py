@@ -417,7 +417,12 @@ def test_tier_switch_in_one_command(
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
     assert answers["task_backend"] == target
     # The team's .env (BILLING_API_KEY only) was left alone; the update says what to add.
-    wanted = {"background_tasks": [], "rq": ["REDIS_PASSWORD"], "celery": ["REDIS_PASSWORD"]}
+    # JOBS_ADMIN_TOKEN on every tier: the team's .env predates it.
+    wanted = {
+        "background_tasks": ["JOBS_ADMIN_TOKEN"],
+        "rq": ["JOBS_ADMIN_TOKEN", "REDIS_PASSWORD"],
+        "celery": ["JOBS_ADMIN_TOKEN", "REDIS_PASSWORD"],
+    }
     assert sorted(env_lines(result)) == wanted[target], result.stderr
 
     # The project is what a fresh `copier copy` with the new answers gives, plus the team's

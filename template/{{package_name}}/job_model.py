@@ -79,6 +79,16 @@ class JobNotRetryable(Exception):
     """Only a failed job can be retried."""
 
 
+class JobIdConflict(Exception):
+    """A caller-chosen job id already held by a job of another task: nothing was
+    enqueued (an enqueue of the same task with a known id returns that id instead).
+    Routes answer 409."""
+
+    def __init__(self, job_id: str, task: str, held_by: str) -> None:
+        super().__init__(f"job id {job_id!r} is held by a job of another task")
+        self.job_id, self.task, self.held_by = job_id, task, held_by
+
+
 class InvalidJobOption(ValueError):
     """A task option or a job query out of range (a negative delay, a bad job id ...).
 

@@ -23,7 +23,16 @@ from typing import Any, Self
 import httpx
 import pytest
 
-from helpers import Process, compose_services, free_port, servers_env, serving, uv_sync, wait_for
+from helpers import (
+    OPERATOR_TOKEN,
+    Process,
+    compose_services,
+    free_port,
+    servers_env,
+    serving,
+    uv_sync,
+    wait_for,
+)
 from servers import RabbitMQServer, RedisServer
 
 #: The answers that choose each tier (the ids of the tests parametrized by tier).
@@ -129,8 +138,12 @@ class Stack:
             request.getfixturevalue("rabbitmq_server") if project.broker == "rabbitmq" else None
         )
         self.port = free_port()
-        #: What the API needs to listen on :attr:`port`.
-        self.api_env = {"UVICORN_HOST": "127.0.0.1", "UVICORN_PORT": str(self.port)}
+        #: What the API needs to listen on :attr:`port`, with the operators' token.
+        self.api_env = {
+            "UVICORN_HOST": "127.0.0.1",
+            "UVICORN_PORT": str(self.port),
+            "JOBS_ADMIN_TOKEN": OPERATOR_TOKEN,
+        }
         #: The services started with :meth:`start`, in order.
         self.processes: list[Process] = []
         self._every: list[Process] = []  # every process made here: stop() stops them all

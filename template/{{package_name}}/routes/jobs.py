@@ -1,5 +1,7 @@
-"""Jobs: ``GET /jobs`` (the list), ``GET /jobs/{job_id}``, ``DELETE /jobs/{job_id}`` (cancel)
-and ``POST /jobs/{job_id}/retry``."""
+"""Jobs, for operators (``Authorization: Bearer <JOBS_ADMIN_TOKEN>``, access.py):
+``GET /jobs`` (the list), ``GET /jobs/{job_id}``, ``DELETE /jobs/{job_id}`` (cancel) and
+``POST /jobs/{job_id}/retry``. A client reads its own job at its status URL
+(routes/job_status.py)."""
 
 from datetime import datetime
 from typing import Annotated, Any
@@ -9,6 +11,7 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel
 
 from .. import tier_metrics
+from ..access import OperatorOnly
 from ..job_model import JOB_ID, MAX_LIST_LIMIT, check_list_query
 from ..jobs import (
     JobInfo,
@@ -19,7 +22,12 @@ from ..jobs import (
     JobStatus,
 )
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No operator token, or a wrong one (or none is set: closed)"}
+}
+router = APIRouter(
+    prefix="/jobs", tags=["jobs"], dependencies=[OperatorOnly], responses=UNAUTHORIZED
+)
 
 JobId = Annotated[str, Path(description="The id the enqueue answered")]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
@@ -63,7 +71,7 @@ class Accepted(BaseModel):
     job_id: str
 
 
-def _known_form(job_id: str) -> str:
+def known_form(job_id: str) -> str:
     if not JOB_ID.fullmatch(job_id):  # never enqueued: the same 404 as any unknown id
         raise HTTPException(status_code=404, detail=f"no job {job_id!r}")
     return job_id
@@ -84,7 +92,7 @@ async def list_jobs(
 @router.get("/{job_id}", responses=NOT_FOUND)
 async def job_status(job_id: JobId, queue: JobQueueDep) -> JobOut:
     try:
-        return JobOut.of(await queue.status(_known_form(job_id)))
+        return JobOut.of(await queue.status(known_form(job_id)))
     except JobNotFound:
         raise HTTPException(status_code=404, detail=f"no job {job_id!r}") from None
 
@@ -95,7 +103,7 @@ async def job_status(job_id: JobId, queue: JobQueueDep) -> JobOut:
 async def cancel_job(job_id: JobId, queue: JobQueueDep) -> JobOut:
     """Cancel a job that has not started: it never runs."""
     try:
-        info = await queue.cancel(_known_form(job_id))
+        info = await queue.cancel(known_form(job_id))
     except JobNotFound:
         raise HTTPException(status_code=404, detail=f"no job {job_id!r}") from None
     except JobNotCancellable as exc:
@@ -115,7 +123,7 @@ async def cancel_job(job_id: JobId, queue: JobQueueDep) -> JobOut:
 async def retry_job(job_id: JobId, queue: JobQueueDep) -> Accepted:
     """Run a failed job again: same id and arguments; its attempts keep counting."""
     try:
-        return Accepted(job_id=await queue.retry(_known_form(job_id)))
+        return Accepted(job_id=await queue.retry(known_form(job_id)))
     except JobNotFound:
         raise HTTPException(status_code=404, detail=f"no job {job_id!r}") from None
     except JobNotRetryable as exc:

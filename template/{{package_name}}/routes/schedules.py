@@ -1,13 +1,17 @@
-"""Periodic jobs and their next runs: ``GET /schedules``."""
+"""Periodic jobs and their next runs, for operators: ``GET /schedules``."""
 
 from datetime import datetime
 
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from ..access import OperatorOnly
 from ..job_model import next_runs
+from .jobs import UNAUTHORIZED
 
-router = APIRouter(prefix="/schedules", tags=["jobs"])
+router = APIRouter(
+    prefix="/schedules", tags=["jobs"], dependencies=[OperatorOnly], responses=UNAUTHORIZED
+)
 
 
 class ScheduleOut(BaseModel):
