@@ -14,6 +14,8 @@ local processes against real Redis and RabbitMQ servers), one stack per tier for
   same action posted by a form of another site (the browser holding the login) is refused;
 - celery, both brokers: Flower the same way (its tasks page, then the task's page), the worker
   started as compose starts it (no ``-E``): Flower switches task events on in the workers;
+  logged in, a change posted from another site (revoke, shutdown, pool, async-apply) is
+  refused by Flower's own origin check, a GET of one too, and a same-origin revoke works;
 - the survey: every route rq-dashboard and Flower declare (read from their own route tables,
   so a route added by an upgrade is surveyed too) is requested without a login: rq-dashboard
   answers 401 to all; Flower answers only ``/metrics``, ``/healthcheck``, ``/logout`` and its
@@ -437,6 +439,62 @@ def test_flower_shows_the_task(running: Running, logged_in: BrowserContext, shot
     assert "build_report" in page.content()
     page.screenshot(path=shots / f"flower-task-{running.project.broker}.png")
     assert refused == [], f"Flower loaded these from elsewhere: {refused}"
+
+
+@pytest.mark.parametrize("running", CELERY, indirect=True)
+def test_flower_refuses_cross_site_changes(running: Running) -> None:
+    """Logged in, a browser sends the login with whatever another site makes it send. Flower
+    (2.2 and later, with a login set) refuses a change whose ``Sec-Fetch-Site`` is not
+    ``same-origin`` or whose ``Origin`` is another host, its ``/api/...`` routes included;
+    they serve no GET. From Flower's own origin a change works."""
+    assert running.dashboard
+    base = running.dashboard
+    job_id = running.report(seconds=0)
+    (worker,) = [p for p in running.stack.processes if "worker" in p.command]
+
+    def inspected(**params: str) -> dict[str, Any]:
+        """The workers as they answer now (with ``workername``: its task lists too)."""
+        answer = httpx.get(
+            f"{base}/api/workers", params={"refresh": "1", **params}, auth=LOGIN, timeout=30
+        )
+        assert answer.status_code == 200, answer.text
+        workers: dict[str, Any] = answer.json()
+        return workers
+
+    def revoked() -> list[str]:
+        ids: list[str] = inspected(workername=name)[name]["revoked"]
+        return ids
+
+    (name,) = wait_for(inspected, 30, what="Flower to list the worker")
+    task = next(t for t in inspected()[name]["registered"] if "build_report" in t)
+    actions = [
+        f"/api/task/revoke/{job_id}?terminate=true",
+        f"/api/worker/shutdown/{name}",
+        f"/api/worker/pool/shrink/{name}?n=1",
+        f"/api/task/async-apply/{task}",
+    ]
+    for headers in (
+        {"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Origin": "http://evil.example"},
+    ):
+        for path in actions:
+            posted = httpx.post(base + path, auth=LOGIN, headers=headers, data={"a": "1"})
+            assert posted.status_code == 403, (headers, path, posted.text[:200])
+    for path in actions:
+        got = httpx.get(base + path, auth=LOGIN)
+        assert got.status_code == 405, (path, got.text[:200])
+    # Nothing changed: the worker runs, with no task revoked.
+    assert worker.popen.poll() is None, worker.log()
+    assert revoked() == []
+    assert settled(running.client, running.report(seconds=0))["status"] == "finished"
+
+    # From Flower's own pages (its UI posts with jQuery): the revoke is done.
+    same_origin = {"Origin": base, "Sec-Fetch-Site": "same-origin", "Referer": f"{base}/tasks"}
+    posted = httpx.post(f"{base}/api/task/revoke/{job_id}", auth=LOGIN, headers=same_origin)
+    assert posted.status_code == 200, posted.text
+    wait_for(lambda: job_id in revoked(), 30, what="the revoke")
 
 
 # --- What answers without a login -------------------------------------------------------------
