@@ -10,9 +10,12 @@ local processes against real Redis and RabbitMQ servers), one stack per tier for
   out": the job it enqueues finishes;
 - rq: rq-dashboard refuses a browser without the login (401, no job in the page); with it, the
   job just enqueued through the API is found by its id the way a user finds it (the queue,
-  then the ``finished`` registry, then the job's page);
+  then the ``finished`` registry, then the job's page); its own Delete button works, and the
+  same action posted by a form of another site (the browser holding the login) is refused;
 - celery, both brokers: Flower the same way (its tasks page, then the task's page), the worker
   started as compose starts it (no ``-E``): Flower switches task events on in the workers;
+  logged in, a change posted from another site (revoke, shutdown, pool, async-apply) is
+  refused by Flower's own origin check, a GET of one too, and a same-origin revoke works;
 - the survey: every route rq-dashboard and Flower declare (read from their own route tables,
   so a route added by an upgrade is surveyed too) is requested without a login: rq-dashboard
   answers 401 to all; Flower answers only ``/metrics``, ``/healthcheck``, ``/logout`` and its
@@ -356,6 +359,51 @@ def test_rq_dashboard_shows_the_job(
     assert refused == [], f"rq-dashboard loaded these from elsewhere: {refused}"
 
 
+@pytest.mark.parametrize("running", ["rq"], indirect=True)
+def test_rq_dashboard_acts_only_from_its_own_pages(
+    running: Running, logged_in: BrowserContext
+) -> None:
+    """rq-dashboard's own Delete button (a jQuery POST) works; a form that another site
+    posts to the same action, with the login the browser holds, is refused."""
+    assert running.dashboard
+    kept, deleted = running.report(seconds=0), running.report(seconds=0)
+
+    def known(job_id: str) -> bool:
+        return running.client.get(f"/jobs/{job_id}").status_code == 200
+
+    # Another site's page, as Chromium loads it from http://evil.example.
+    page = logged_in.new_page()
+    action = f"{running.dashboard}/job/{kept}/delete"
+    form = f'<form method="post" action="{action}"><input name="x" value="1"></form>'
+    evil = f"{form}<script>document.forms[0].submit()</script>"
+    page.route(
+        "http://evil.example/**", lambda route: route.fulfill(body=evil, content_type="text/html")
+    )
+    with page.expect_response(lambda r: r.url == action and r.status != 401) as posted:
+        page.goto("http://evil.example/page.html")
+    assert posted.value.status == 403, posted.value.text()
+    # The form came from another page: the browser names its origin.
+    assert posted.value.request.header_value("origin") == "http://evil.example"
+    page.wait_for_url(action)
+    assert page.inner_text("body").strip() == "Cross-site request refused"
+    assert known(kept)
+    page.close()
+
+    # The dashboard's own page: Delete, then Yes in its confirmation dialog.
+    page = logged_in.new_page()
+    refused = only_from(page, running.dashboard)
+    assert status(page.goto(f"{running.dashboard}/0/view/job/{deleted}")) == 200
+    page.locator("#job-data").get_by_text("finished").first.wait_for()
+    page.locator("#delete-job-btn").click()
+    with page.expect_response(lambda r: r.url.endswith(f"/job/{deleted}/delete")) as posted:
+        page.locator("#confirmation-modal-yes").click()
+    assert posted.value.status == 200, posted.value.text()
+    assert posted.value.request.header_value("origin") == running.dashboard
+    wait_for(lambda: not known(deleted), 30, what="the job to be deleted")
+    assert known(kept)
+    assert refused == [], f"rq-dashboard loaded these from elsewhere: {refused}"
+
+
 def job_flower_knows(running: Running) -> str:
     """A job run once Flower receives task events, listed by Flower; its id."""
     assert running.dashboard
@@ -391,6 +439,62 @@ def test_flower_shows_the_task(running: Running, logged_in: BrowserContext, shot
     assert "build_report" in page.content()
     page.screenshot(path=shots / f"flower-task-{running.project.broker}.png")
     assert refused == [], f"Flower loaded these from elsewhere: {refused}"
+
+
+@pytest.mark.parametrize("running", CELERY, indirect=True)
+def test_flower_refuses_cross_site_changes(running: Running) -> None:
+    """Logged in, a browser sends the login with whatever another site makes it send. Flower
+    (2.2 and later, with a login set) refuses a change whose ``Sec-Fetch-Site`` is not
+    ``same-origin`` or whose ``Origin`` is another host, its ``/api/...`` routes included;
+    they serve no GET. From Flower's own origin a change works."""
+    assert running.dashboard
+    base = running.dashboard
+    job_id = running.report(seconds=0)
+    (worker,) = [p for p in running.stack.processes if "worker" in p.command]
+
+    def inspected(**params: str) -> dict[str, Any]:
+        """The workers as they answer now (with ``workername``: its task lists too)."""
+        answer = httpx.get(
+            f"{base}/api/workers", params={"refresh": "1", **params}, auth=LOGIN, timeout=30
+        )
+        assert answer.status_code == 200, answer.text
+        workers: dict[str, Any] = answer.json()
+        return workers
+
+    def revoked() -> list[str]:
+        ids: list[str] = inspected(workername=name)[name]["revoked"]
+        return ids
+
+    (name,) = wait_for(inspected, 30, what="Flower to list the worker")
+    task = next(t for t in inspected()[name]["registered"] if "build_report" in t)
+    actions = [
+        f"/api/task/revoke/{job_id}?terminate=true",
+        f"/api/worker/shutdown/{name}",
+        f"/api/worker/pool/shrink/{name}?n=1",
+        f"/api/task/async-apply/{task}",
+    ]
+    for headers in (
+        {"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Origin": "http://evil.example"},
+    ):
+        for path in actions:
+            posted = httpx.post(base + path, auth=LOGIN, headers=headers, data={"a": "1"})
+            assert posted.status_code == 403, (headers, path, posted.text[:200])
+    for path in actions:
+        got = httpx.get(base + path, auth=LOGIN)
+        assert got.status_code == 405, (path, got.text[:200])
+    # Nothing changed: the worker runs, with no task revoked.
+    assert worker.popen.poll() is None, worker.log()
+    assert revoked() == []
+    assert settled(running.client, running.report(seconds=0))["status"] == "finished"
+
+    # From Flower's own pages (its UI posts with jQuery): the revoke is done.
+    same_origin = {"Origin": base, "Sec-Fetch-Site": "same-origin", "Referer": f"{base}/tasks"}
+    posted = httpx.post(f"{base}/api/task/revoke/{job_id}", auth=LOGIN, headers=same_origin)
+    assert posted.status_code == 200, posted.text
+    wait_for(lambda: job_id in revoked(), 30, what="the revoke")
 
 
 # --- What answers without a login -------------------------------------------------------------
@@ -493,7 +597,9 @@ def test_rq_dashboard_answers_nothing_without_the_login(running: Running) -> Non
             assert job_id not in response.text
             if method == "GET":  # the route exists: with the login it answers
                 with_login = httpx.get(running.dashboard + path, auth=LOGIN, timeout=10)
-                assert with_login.status_code in (200, 302, 308), (path, with_login.text[:200])
+                # An action (a route that serves POST) refuses a GET, even with the login.
+                expected = (405,) if "POST" in methods else (200, 302, 308)
+                assert with_login.status_code in expected, (path, with_login.text[:200])
     assert job_id in httpx.get(f"{running.dashboard}/0/data/job/{job_id}.json", auth=LOGIN).text
 
 

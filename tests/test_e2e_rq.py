@@ -338,6 +338,68 @@ def test_dashboard_needs_basic_auth(
         assert redis_server.password not in page.text + workers.text + dashboard.log()
 
 
+def test_dashboard_refuses_cross_site_changes(
+    project: Project, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Logged in, a browser sends the login with whatever another site makes it send: a
+    form posted from another page, a link. rq-dashboard's requeue is refused then, and a GET
+    of it too; from the dashboard's own origin it works."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    login = ("admin", "s3cret")
+    with Stack(project, request, tmp_path, {**ENV, "JOB_MAX_RETRIES": "0"}) as stack:
+        worker = stack.start("worker")
+        dashboard = stack.start(
+            "dashboard",
+            DASHBOARD_HOST="127.0.0.1",
+            DASHBOARD_PORT=str(port),
+            DASHBOARD_USERNAME=login[0],
+            DASHBOARD_PASSWORD=login[1],
+        )
+        stack.wait_ready(worker)
+        with stack.serve() as (client, _):
+            one, other = report(client, fail_times=1), report(client, fail_times=1)
+            for job_id in (one, other):
+                assert settled(client, job_id)["status"] == "failed"
+            worker.stop()  # from here on a requeued job stays queued
+            assert wait_for(lambda: _answers(base) or dashboard.popen.poll() is not None, 60)
+            assert dashboard.popen.poll() is None, f"the dashboard exited:\n{dashboard.log()}"
+
+            def status(job_id: str) -> tuple[str, str]:
+                """The job's status as the API and rq-dashboard read it."""
+                shown = httpx.get(f"{base}/0/data/job/{job_id}.json", auth=login).json()
+                return job_status(client, job_id)["status"], shown["status"]
+
+            requeued = ("retrying", "queued")  # the API's word for a job queued again
+
+            actions = [f"/job/{one}/requeue", "/requeue/default"]
+            for headers in (
+                {"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"},
+                {"Sec-Fetch-Site": "cross-site"},
+                {"Origin": "http://evil.example"},
+                {"Referer": "http://evil.example/form.html"},
+            ):
+                for path in actions:
+                    posted = httpx.post(base + path, auth=login, headers=headers, data={"a": "1"})
+                    assert posted.status_code == 403, (headers, path, posted.text)
+                    assert posted.text == "Cross-site request refused\n"
+            for path in actions:
+                for method in ("GET", "HEAD"):
+                    got = httpx.request(method, base + path, auth=login)
+                    assert got.status_code == 405, (method, path, got.text)
+            assert status(one) == status(other) == ("failed", "failed")
+
+            # From the dashboard's own pages (rq-dashboard posts with jQuery): it works.
+            same_origin = {"Origin": base, "Sec-Fetch-Site": "same-origin", "Referer": base}
+            posted = httpx.post(f"{base}/job/{one}/requeue", auth=login, headers=same_origin)
+            assert posted.status_code == 200, posted.text
+            assert status(one) == requeued
+            assert status(other) == ("failed", "failed")
+            posted = httpx.post(f"{base}/requeue/default", auth=login, headers={"Origin": base})
+            assert posted.json() == {"status": "OK", "count": 1}, posted.text
+            assert status(other) == requeued
+
+
 def _answers(url: str) -> bool:
     try:
         httpx.get(url, timeout=1)
