@@ -178,10 +178,17 @@ end
 """
 
 
+#: The operators' token of the measured APIs (JOBS_ADMIN_TOKEN): every request carries it,
+#: as an operator's or a trusted client's would (the report route and GET /jobs/{id} want it).
+OPERATOR_TOKEN = "bench-operator-token"
+OPERATOR = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+
+
 def wrk(url: str, seconds: float, body: str | None, workdir: Path) -> dict[str, float]:
     """wrk's figures for ``url``: a GET, or a POST of ``body`` (JSON); a body holding
     ``%d`` gets each request's number there (a new job id per request)."""
     args = ["wrk", "-t1", "-c16", f"-d{seconds:g}s", "--latency", "--timeout", "5s"]
+    args += ["-H", f"Authorization: {OPERATOR['Authorization']}"]
     if body is not None:
         script = workdir / "post.lua"
         if "%d" in body:
@@ -226,7 +233,9 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 def post_json(url: str, body: dict[str, Any]) -> Any:
     request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", **OPERATOR},
     )
     with urllib.request.urlopen(request, timeout=10) as answer:  # loopback only
         return json.loads(answer.read())
@@ -289,7 +298,12 @@ def bench_tier(tier: str, options: argparse.Namespace, workdir: Path) -> dict[st
 
     redis = Redis(workdir)
     try:
-        env = {**clean_env(), "LOG_LEVEL": "WARNING", "JOB_TIMEOUT_SECONDS": "30"}
+        env = {
+            **clean_env(),
+            "LOG_LEVEL": "WARNING",
+            "JOB_TIMEOUT_SECONDS": "30",
+            "JOBS_ADMIN_TOKEN": OPERATOR_TOKEN,
+        }
         if tier != "background_tasks":
             env["REDIS_URL"] = redis.url(1 if tier == "celery" else 0)
         if tier == "celery":

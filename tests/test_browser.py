@@ -49,7 +49,7 @@ from playwright.sync_api import (
 from playwright.sync_api import Error as PlaywrightError
 
 from e2e.stack import DURABLE, TIERS, Project, Stack, render
-from helpers import Process, free_port, run, settled, wait_for
+from helpers import OPERATOR_TOKEN, Process, free_port, run, settled, wait_for
 from servers import RabbitMQServer, RedisServer
 
 pytestmark = pytest.mark.e2e
@@ -254,7 +254,8 @@ def test_swagger_ui_renders_offline_and_runs_a_job(
     assert refused == [], f"/docs loaded these from elsewhere: {refused}"
     page.screenshot(path=shots / f"swagger-ui-{running.project.tier}.png")
 
-    # Run POST /examples/report from the page, as a reader of the docs would.
+    # Run POST /examples/report from the page, as a reader of the docs would: refused
+    # until "Authorize" is given the operators' token, then accepted.
     block = page.locator(".opblock-post", has=page.locator('[data-path="/examples/report"]'))
     block.locator(".opblock-summary").click()
     block.get_by_role("button", name="Try it out").click()
@@ -262,6 +263,18 @@ def test_swagger_ui_renders_offline_and_runs_a_job(
     block.get_by_role("button", name="Execute").click()
     code = block.locator(".live-responses-table .response .response-col_status")
     code.wait_for()
+    assert code.inner_text().strip() == "401"
+    page.locator(".auth-wrapper .authorize").click()
+    dialog = page.locator(".modal-ux")
+    dialog.locator("input").fill(OPERATOR_TOKEN)
+    dialog.locator("button.modal-btn.authorize").click()  # "Authorize" (Apply credentials)
+    dialog.locator("button.btn-done").click()  # "Close"
+    block.get_by_role("button", name="Execute").click()
+    page.wait_for_function(
+        "() => { const cell = document.querySelector("
+        "'.live-responses-table .response .response-col_status');"
+        " return cell !== null && cell.innerText.trim() !== '401'; }"
+    )
     assert code.inner_text().strip() == "202"
     body = json.loads(
         block.locator(".live-responses-table .response-col_description pre").first.inner_text()

@@ -169,6 +169,7 @@ def test_one_meaning_on_every_tier(stack: Stack) -> None:
         check_bad_input(spec)
         check_queues(spec)
         check_schedules(spec)
+        check_operator_surface(spec)
         if stack.project.durable:
             check_restarts(spec)
     assert not spec.failures, f"{stack.project.tier}: " + "\n".join(spec.failures)
@@ -411,6 +412,85 @@ def check_schedules(spec: Spec) -> None:
             and when > datetime.now(UTC),
             f"'0 3 * * 0' next runs on a Sunday at 03:00 UTC: {weekly[0]}",
         )
+
+
+#: Every operator route (a method and a path), refused without the operators' token.
+OPERATOR_ROUTES = [
+    ("GET", "/jobs"),
+    ("GET", "/jobs/conf-dup-1"),
+    ("DELETE", "/jobs/conf-dup-1"),
+    ("POST", "/jobs/conf-dup-1/retry"),
+    ("GET", "/schedules"),
+    ("GET", "/examples/heartbeats"),
+]
+
+
+def check_operator_surface(spec: Spec) -> None:
+    """An anonymous client reads and moves no job but its own, through its status URL, and
+    cannot hold workers; a caller id held by another task is 409 and enqueues nothing."""
+    package = spec.stack.project.package
+    with httpx.Client(base_url=spec.client.base_url, timeout=30) as anonymous:
+        for method, path in OPERATOR_ROUTES:
+            for headers in ({}, {"Authorization": "Bearer wrong"}):
+                answer = anonymous.request(method, path, headers=headers)
+                spec.check(
+                    answer.status_code == 401
+                    and answer.headers.get("www-authenticate") == "Bearer"
+                    and "detail" in answer.json(),
+                    f"anonymous {method} {path} ({headers}): {answer.status_code} {answer.text}",
+                )
+        before = len(spec.client.get("/jobs", params={"limit": 500}).json()["jobs"])
+        report = anonymous.post("/examples/report", json={"seconds": 1, "report_id": "conf-squat"})
+        spec.check(report.status_code == 401, f"anonymous report: {report.text}")
+        after = len(spec.client.get("/jobs", params={"limit": 500}).json()["jobs"])
+        spec.check(before == after, f"an anonymous report enqueued something: {before} -> {after}")
+
+        email = anonymous.post("/examples/welcome-email", json={"email": "ada@example.com"})
+        spec.check(email.status_code == 202, f"anonymous welcome email: {email.text}")
+        accepted = email.json()
+        url = accepted["status_url"]
+        own: dict[str, Any] = wait_for(
+            lambda: (
+                (r := anonymous.get(url)).status_code == 200
+                and r.json()["status"] in FINAL
+                and r.json()
+            ),
+            SETTLE,
+            interval=0.2,
+            what="the welcome email at its status URL",
+        )
+        spec.check(
+            own["job_id"] == accepted["job_id"]
+            and own["result"] == {"email": "ada@example.com", "status": "sent"},
+            f"the status URL shows the job it was given for: {own}",
+        )
+        key = url.split("key=", 1)[1]
+        for other in (
+            f"/jobs/{spec.failed_job}/status?key={key}",  # another job, this key
+            url[:-1] + ("1" if key[-1] == "0" else "0"),  # altered
+            f"/jobs/{accepted['job_id']}/status?key={'0' * 32}",  # guessed
+        ):
+            answer = anonymous.get(other)
+            spec.check(
+                answer.status_code == 404 and "ada@" not in answer.text,
+                f"{other}: {answer.status_code} {answer.text}",
+            )
+
+    held = spec.client.post("/examples/report", json={"seconds": 0, "report_id": "conf-held"})
+    spec.check(held.status_code == 202, f"an operator's report: {held.text}")
+    squat = spec.post("echo", "squatted", job_id="conf-held")
+    spec.check(
+        squat.status_code == 409
+        and squat.json() == {"detail": "job id 'conf-held' is held by a job of another task"},
+        f"a caller id held by another task: {squat.status_code} {squat.text}",
+    )
+    body = spec.settle("conf-held")
+    spec.check(
+        body["task"] == f"{package}.tasks.examples.build_report"
+        and body["status"] == "finished"
+        and spec.runs("conf-held") == 0,
+        f"the report holds its id, and the squatting echo never ran: {body}",
+    )
 
 
 def check_restarts(spec: Spec) -> None:

@@ -212,7 +212,18 @@ def test_env_example_holds_no_secret_value(project: Project) -> None:
 
 def test_security_md_says_what_the_project_does(project: Project) -> None:
     text = (project.path / "SECURITY.md").read_text()
-    for topic in ("Reporting a vulnerability", "no pickle", "environment", "non-root", "TLS"):
+    for topic in (
+        "Reporting a vulnerability",
+        "no pickle",
+        "environment",
+        "non-root",
+        "TLS",
+        "`JOBS_ADMIN_TOKEN`",
+        "`access.require_operator`",
+        "status_url",
+        "JobIdConflict",
+        "cross-site" if project.answers.get("monitoring") else "TLS",
+    ):
         assert topic in text, topic
     for name in REQUIRED[project.tier]:
         assert f"`{name}`" in text, name
