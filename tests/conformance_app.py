@@ -82,6 +82,13 @@ def boom() -> None:
     raise ValueError("not worth a retry")
 
 
+@task(name="conf.leak")
+def leak(message: str) -> None:
+    """Fails with ``message``: an error quoting secrets, as a database driver's may."""
+    _record("conf.leak")
+    raise ConnectionError(message)
+
+
 @task(name="conf.other", queue="{OTHER_QUEUE}")
 def other(value: Any = None) -> Any:
     _record("conf.other")

@@ -27,6 +27,7 @@ retries), runs every queue in the API process, and loses delayed jobs on a resta
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import math
 import time
 from collections.abc import Iterator
@@ -170,6 +171,7 @@ def test_one_meaning_on_every_tier(stack: Stack) -> None:
         check_queues(spec)
         check_schedules(spec)
         check_operator_surface(spec)
+        check_secrets_masked(spec)
         if stack.project.durable:
             check_restarts(spec)
     assert not spec.failures, f"{stack.project.tier}: " + "\n".join(spec.failures)
@@ -491,6 +493,27 @@ def check_operator_surface(spec: Spec) -> None:
         and spec.runs("conf-held") == 0,
         f"the report holds its id, and the squatting echo never ran: {body}",
     )
+
+
+#: Secrets a task's error or result may quote, and what the API must never show of them.
+LEAKY = "cannot reach postgresql://app:S3cretPw@db.internal:5432/orders; api_key=AKIA0LEAK"
+RESULT = {"dsn": "redis://:R3disPw@cache:6379/0", "password": "hunter2", "note": "token=T0KEN"}
+SECRETS = ("S3cretPw", "AKIA0LEAK", "R3disPw", "hunter2", "T0KEN")
+
+
+def check_secrets_masked(spec: Spec) -> None:
+    """A job's error and result are shown with their secrets masked, to operators and at
+    the job's status URL alike (the logs mask them too)."""
+    failed = spec.settle(spec.enqueue("leak", LEAKY))
+    finished = spec.settle(spec.enqueue("echo", RESULT))
+    listed = spec.client.get("/jobs", params={"limit": 10}).text
+    for shown in (json.dumps(failed), json.dumps(finished), listed):
+        spec.check(not [s for s in SECRETS if s in shown], f"a secret is shown: {shown}")
+    spec.check(
+        (failed["error"] or "").startswith("ConnectionError: cannot reach postgresql://app:***@"),
+        f"the error, masked, still says what failed: {failed}",
+    )
+    spec.check(finished["result"].get("note") == "token=***", f"masked result: {finished}")
 
 
 def check_restarts(spec: Spec) -> None:

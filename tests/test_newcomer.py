@@ -41,7 +41,13 @@ CONFIGS: dict[str, dict[str, Any]] = {
 PACKAGE = "my_service"
 
 #: Settings whose value in .env is a generated secret (empty in .env.example).
-SECRETS = ("REDIS_PASSWORD", "RABBITMQ_DEFAULT_PASS", "DASHBOARD_PASSWORD", "FLOWER_BASIC_AUTH")
+SECRETS = (
+    "JOBS_ADMIN_TOKEN",
+    "REDIS_PASSWORD",
+    "RABBITMQ_DEFAULT_PASS",
+    "DASHBOARD_PASSWORD",
+    "FLOWER_BASIC_AUTH",
+)
 
 
 @pytest.fixture(scope="module", params=list(CONFIGS))
