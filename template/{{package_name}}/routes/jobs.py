@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel
 
 from .. import tier_metrics
-from ..access import OperatorOnly
+from ..access import UNAUTHORIZED, OperatorOnly
 from ..job_model import JOB_ID, MAX_LIST_LIMIT, check_list_query
 from ..jobs import (
     JobInfo,
@@ -22,9 +22,6 @@ from ..jobs import (
     JobStatus,
 )
 
-UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No operator token, or a wrong one (or none is set: closed)"}
-}
 router = APIRouter(
     prefix="/jobs", tags=["jobs"], dependencies=[OperatorOnly], responses=UNAUTHORIZED
 )

@@ -5,9 +5,8 @@ from datetime import datetime
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from ..access import OperatorOnly
+from ..access import UNAUTHORIZED, OperatorOnly
 from ..job_model import next_runs
-from .jobs import UNAUTHORIZED
 
 router = APIRouter(
     prefix="/schedules", tags=["jobs"], dependencies=[OperatorOnly], responses=UNAUTHORIZED
