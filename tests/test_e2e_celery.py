@@ -298,6 +298,14 @@ def test_broker_down_is_503_then_recovers_without_restarting_the_api(
         assert ready.json()["status"] == "unavailable" and ready.json()["reason"]
         assert stack.broker.password not in response.text + ready.text
         assert stack.redis.password not in response.text + ready.text
+        # The answers name no host, port or URL; the API's log has them, for the operator.
+        ports = {str(stack.broker.port), str(stack.redis.port)}
+        for leak in ("127.0.0.1", "localhost", "redis://", "amqp://", *ports):
+            assert leak not in response.text + ready.text, (leak, response.text, ready.text)
+        assert "is unreachable (connection refused)" in ready.json()["reason"]
+        address = f"127.0.0.1:{stack.broker.port}"
+        lines = [line for line in api.log().splitlines() if address in line]
+        assert any("WARNING" in line for line in lines), api.log()
 
         stack.broker.start()
         wait_for(lambda: client.get("/health/ready").status_code == 200, 30, what="ready again")

@@ -284,6 +284,13 @@ def test_redis_outage_answers_503_and_loses_nothing(stack: tuple[Stack, httpx.Cl
     ready = client.get("/health/ready")
     assert ready.status_code == 503 and ready.json()["status"] == "unavailable"
     assert server.password and server.password not in response.text + ready.text
+    # The answers name no host, port or URL; the API's log has them, for the operator.
+    for leak in ("127.0.0.1", "localhost", str(server.port), "redis://"):
+        assert leak not in response.text + ready.text, (leak, response.text, ready.text)
+    assert "Redis is unreachable (connection refused)" in ready.json()["reason"]
+    api_log = "".join(log.read_text() for log in stack_.logs.glob("api-*.log"))
+    lines = [line for line in api_log.splitlines() if f"127.0.0.1:{server.port}" in line]
+    assert any("WARNING" in line for line in lines), api_log
     assert client.get(f"/jobs/{accepted[0]}").status_code == 503
 
     worker = stack_.start("worker")  # starts while Redis is down: it must wait, not exit
