@@ -21,6 +21,7 @@ from ..jobs import (
     JobQueueDep,
     JobStatus,
 )
+from ..logs import redact, redact_value
 
 router = APIRouter(
     prefix="/jobs", tags=["jobs"], dependencies=[OperatorOnly], responses=UNAUTHORIZED
@@ -46,11 +47,13 @@ class JobOut(BaseModel):
 
     @classmethod
     def of(cls, info: JobInfo) -> "JobOut":
+        """The job as the API shows it: secrets in its result and error masked, as in the
+        logs (a driver's error may quote a URL with its password)."""
         return cls(
             job_id=info.job_id,
             status=info.status,
-            result=info.result,
-            error=info.error,
+            result=redact_value(info.result),
+            error=redact(info.error) if info.error is not None else None,
             task=info.task,
             queue=info.queue,
             attempts=info.attempts,
