@@ -34,9 +34,10 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, TypeVar
 
+from tasktier.model import JobQueue, JobStatus
+
 from .backend import WORKER_COMMAND, standalone_queue
 from .config import get_settings
-from .job_model import JobQueue, JobStatus
 from .logs import configure_logging
 from .tasks import bench_noop
 

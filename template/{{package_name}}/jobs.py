@@ -7,8 +7,7 @@ from a route through the ``JobQueueDep`` dependency; read its status with
 
 from typing import TYPE_CHECKING, Annotated, Any
 
-from .backend import history, job_queue, lifespan
-from .job_model import (
+from tasktier.model import (
     DEFAULT_QUEUE,
     PERIODIC,
     TASKS,
@@ -32,6 +31,8 @@ from .job_model import (
     periodic,
     task,
 )
+
+from .backend import history, job_queue, lifespan
 
 if TYPE_CHECKING:
     from fastapi import Depends

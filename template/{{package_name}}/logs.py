@@ -10,81 +10,19 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .job_model import JobContext
+from tasktier.model import JobContext, job_or_none, request_id
+from tasktier.redaction import SECRET_NAME, redact, redact_value
 
-#: The password in a URL's userinfo (``scheme://user:PASSWORD@host``), as in REDIS_URL.
-#: The scheme starts a word and no part is read twice (possessive ``*+``): linear time.
-_URL_PASSWORD = re.compile(r"(?<![a-zA-Z0-9+.-])([a-zA-Z][a-zA-Z0-9+.-]*+://[^:/@\s]*+:)[^@/\s]++@")
-
-#: Names that mark a value as a secret, inside a longer name too (``db_password``,
-#: ``X-Api-Key``, ``accessToken``), when no letter follows (``auth`` but not ``author``).
-SECRET_NAME = re.compile(
-    r"(?:password|passwd|pwd|passphrase|secret|token|credentials?|auth|authorization"
-    r"|api[_-]?key|access[_-]?key|private[_-]?key)(?![a-z])",
-    re.IGNORECASE,
-)
-
-#: ``name=value`` or ``name: value`` where the name holds a secret's name: the value, quoted
-#: or not, as in JSON (``"password": "x"``), or after an Authorization header's scheme
-#: (``Bearer x``). Linear time: a name starts a word and no part is read twice (``++``); an
-#: unclosed quote masks the rest of its line.
-_SECRET_VALUE = re.compile(
-    rf"""
-    (?<![\w-])(?=[\w-]*?{SECRET_NAME.pattern})     # a word holding a secret's name
-    (?P<name>[\w-]++["']?[ \t]*+[:=][ \t]*+)     # it, its closing quote, ':' or '='
-    (?P<value>
-        (?:bearer|basic|digest|token)[ \t]++[^\s"',;&]++   # Authorization: Bearer x
-      | "(?:[^"\\\n]|\\.)*+"?                  # "x" (JSON escapes kept together)
-      | '[^'\n]*+'?                              # 'x'
-      | [^\s"',;&]++                              # x: up to a space , ; & or quote
-    )
-    """,
-    re.IGNORECASE | re.VERBOSE,
-)
+__all__ = ["SECRET_NAME", "ContextFilter", "configure_logging", "redact", "redact_value"]
 
 #: The fields :class:`ContextFilter` adds to a record (None when not in a job or request).
 CONTEXT_FIELDS = ("job_id", "task", "attempt", "request_id")
 LOG_FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
-def redact(text: str) -> str:
-    """``text`` with its secrets replaced by ``***``: the password of every URL, and the
-    value of every ``password=``, ``token: ``, ``"api_key": "..."``, ``Authorization:
-    Bearer ...`` and the like (:data:`SECRET_NAME`, any case)."""
-    return _SECRET_VALUE.sub(_masked, _URL_PASSWORD.sub(r"\1***@", text))
-
-
-def _masked(match: re.Match[str]) -> str:
-    value = match["value"]
-    if value[0] in "\"'":
-        return f"{match['name']}{value[0]}***{value[0]}"
-    scheme, _, credential = value.partition(" ")
-    return f"{match['name']}{scheme} ***" if credential else f"{match['name']}***"
-
-
-def redact_value(value: Any) -> Any:
-    """A JSON-like ``value`` (dict, list, str, number, None) with its secrets masked: every
-    string in it redacted (:func:`redact`), and the value of every key that names a secret
-    (``password``, ``api_key``, ``accessToken``...) replaced by ``"***"``, whatever it is."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {
-            redact(k) if isinstance(k, str) else k: (
-                "***" if isinstance(k, str) and SECRET_NAME.search(k) else redact_value(v)
-            )
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [redact_value(item) for item in value]
-    return value
 
 
 class RedactingFilter(logging.Filter):
@@ -175,7 +113,6 @@ def formatter(log_format: str) -> logging.Formatter:
 def configure_logging(level: str, log_format: str = "text") -> None:
     """Log to stderr at ``level`` in ``log_format``, through every root handler (also one
     a server such as Celery set up): passwords masked, job and request fields added."""
-    from .job_model import job_or_none, request_id  # job_model imports this module
 
     chosen = formatter(log_format)
     logging.basicConfig(level=level.upper())

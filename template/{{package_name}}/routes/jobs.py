@@ -9,10 +9,10 @@ from typing import Annotated, Any
 import anyio.to_thread
 from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel
+from tasktier.model import JOB_ID, MAX_LIST_LIMIT, check_list_query
 
 from .. import tier_metrics
 from ..access import UNAUTHORIZED, OperatorOnly
-from ..job_model import JOB_ID, MAX_LIST_LIMIT, check_list_query
 from ..jobs import (
     JobInfo,
     JobNotCancellable,

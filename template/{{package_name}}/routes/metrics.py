@@ -7,10 +7,10 @@ or have the proxy in front refuse ``/metrics``.
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import PlainTextResponse
+from tasktier.model import PERIODIC
 
 from .. import tier_metrics
 from ..config import get_settings
-from ..job_model import PERIODIC
 from ..metrics import scrape
 
 router = APIRouter(tags=["metrics"])

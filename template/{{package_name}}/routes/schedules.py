@@ -4,9 +4,9 @@ from datetime import datetime
 
 from fastapi import APIRouter
 from pydantic import BaseModel
+from tasktier.model import next_runs
 
 from ..access import UNAUTHORIZED, OperatorOnly
-from ..job_model import next_runs
 
 router = APIRouter(
     prefix="/schedules", tags=["jobs"], dependencies=[OperatorOnly], responses=UNAUTHORIZED

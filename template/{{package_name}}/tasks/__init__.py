@@ -8,7 +8,7 @@ import importlib
 import pkgutil
 import time
 
-from ..job_model import task
+from tasktier.model import task
 
 
 def discover() -> None:

@@ -39,6 +39,7 @@ _SECRET_VALUE = re.compile(
     re.IGNORECASE | re.VERBOSE,
 )
 
+
 def redact(text: str) -> str:
     """``text`` with its secrets replaced by ``***``: the password of every URL, and the
     value of every ``password=``, ``token: ``, ``"api_key": "..."``, ``Authorization:
