@@ -57,11 +57,15 @@ def _replace(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
-def _undo_logs_rename(tree: Path) -> None:
-    """v1.0.0 named the logging module ``log_setup.py``; v1.1.0 calls it ``logs.py``."""
-    package = tree / "template" / "{{package_name}}"
-    (package / "logs.py").rename(package / "log_setup.py")
-    _replace(package / "main.py", "from .logs import", "from .log_setup import")
+EXAMPLES = "{% if include_examples %}examples.py{% endif %}"
+DEMO = EXAMPLES.replace("examples.py", "demo.py")
+
+
+def _undo_examples_rename(tree: Path) -> None:
+    """v1.0.0 named the example routes ``routes/demo.py``; v1.1.0 calls them
+    ``routes/examples.py``."""
+    routes = tree / "template" / "{{package_name}}" / "routes"
+    (routes / EXAMPLES).rename(routes / DEMO)
 
 
 def _undo_legacy_removal(tree: Path) -> None:
@@ -95,7 +99,7 @@ def _undo_line_changes(tree: Path) -> None:
 
 
 PREVIOUS_RELEASE: list[Callable[[Path], None]] = [
-    _undo_logs_rename,
+    _undo_examples_rename,
     _undo_legacy_removal,
     _undo_dockerignore_addition,
     _undo_line_changes,
@@ -126,8 +130,9 @@ def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _git(["add", "--all"], repo)
     _git(["commit", "--quiet", "--message=previous release"], repo)
     _git(["tag", "v1.0.0"], repo)
-    for stale in ("template/{{package_name}}/log_setup.py", "template/{{package_name}}/legacy.py"):
-        (repo / stale).unlink()
+    package = repo / "template" / "{{package_name}}"
+    for stale in (package / "routes" / DEMO, package / "legacy.py"):
+        stale.unlink()
     for name, content in current.items():
         (repo / name).write_bytes(content)
     _git(["add", "--all"], repo)
@@ -355,7 +360,7 @@ def test_update_from_the_previous_release(
     template_repo: Path, tmp_path: Path, tier: str, request: pytest.FixtureRequest
 ) -> None:
     project = generate(template_repo, tmp_path / "acme-orders", TIER_ANSWERS[tier], "v1.0.0")
-    assert (project / PACKAGE / "log_setup.py").exists()
+    assert (project / PACKAGE / "routes" / "demo.py").exists()
     make_user_edits(project)
 
     result = update(project)
@@ -367,9 +372,8 @@ def test_update_from_the_previous_release(
     assert answers["_commit"] == "v1.1.0"
     assert answers["task_backend"] == tier
     # The release's changes arrived: the rename, the removal, the addition, the new lines.
-    assert not (project / PACKAGE / "log_setup.py").exists()
-    assert (project / PACKAGE / "logs.py").exists()
-    assert "from .logs import configure_logging" in (project / PACKAGE / "main.py").read_text()
+    assert not (project / PACKAGE / "routes" / "demo.py").exists()
+    assert (project / PACKAGE / "routes" / "examples.py").exists()
     assert not (project / PACKAGE / "legacy.py").exists()
     assert (project / ".dockerignore").exists()
     assert "After an update: review `git diff`" in (project / "README.md").read_text()

@@ -34,11 +34,11 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, TypeVar
 
+from tasktier.logs import configure_logging
 from tasktier.model import JobQueue, JobStatus
 
 from .backend import WORKER_COMMAND, standalone_queue
 from .config import get_settings
-from .logs import configure_logging
 from .tasks import bench_noop
 
 DONE = (JobStatus.FINISHED, JobStatus.FAILED)

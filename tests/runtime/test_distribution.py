@@ -10,7 +10,7 @@ from helpers import REPO_ROOT, run
 
 RUNTIME = REPO_ROOT / "template" / "vendor" / "tasktier"
 IMPORT = (
-    "import importlib.resources, tasktier, tasktier.model, tasktier.redaction; "
+    "import importlib.resources, tasktier, tasktier.model, tasktier.redaction, tasktier.http; "
     "print(tasktier.__version__, importlib.resources.files('tasktier').joinpath('py.typed')"
     ".is_file())"
 )

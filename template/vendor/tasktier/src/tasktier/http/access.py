@@ -1,6 +1,6 @@
 """Who may see and act on jobs.
 
-* Operators: the job routes (``routes/jobs.py``, ``routes/schedules.py``) and the example
+* Operators: the job routes (``GET /jobs``..., ``GET /schedules``) and a service's
   routes that hold workers depend on :func:`require_operator`, which wants
   ``Authorization: Bearer <JOBS_ADMIN_TOKEN>``. A missing or wrong token gets 401. With
   JOBS_ADMIN_TOKEN unset or empty every request is refused (401), and the log says why:
@@ -11,8 +11,8 @@
   altered or swapped URL gets the 404 of an unknown job. A new token voids every status
   URL handed out before.
 
-Your own auth instead of the token: change :func:`require_operator` here, or replace it
-in ``main.py`` with ``app.dependency_overrides[require_operator] = your_dependency``. Every
+Your own auth instead of the token: replace :func:`require_operator` in the service's
+``main.py`` with ``app.dependency_overrides[require_operator] = your_dependency``. Every
 operator route goes through it, so that is the one place.
 """
 
@@ -24,7 +24,7 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from .config import get_settings
+from ..settings import current
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ _said_closed = False
 
 
 def _token() -> bytes:
-    return get_settings().jobs_admin_token.get_secret_value().encode()
+    return current().jobs_admin_token.get_secret_value().encode()
 
 
 def warn_if_closed() -> None:

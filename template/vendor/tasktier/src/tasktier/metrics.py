@@ -42,7 +42,7 @@ from prometheus_client.core import (
     Metric,
 )
 
-from .config import get_settings
+from .settings import current
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class Recorder:
         self._warned = False
 
     def __call__(self, task: str, outcome: str, duration: float | None = None) -> None:
-        if not get_settings().metrics_enabled:
+        if not current().metrics_enabled:
             return
         try:
             self._add(increments(task, outcome, duration))

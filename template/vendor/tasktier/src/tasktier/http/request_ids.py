@@ -4,7 +4,7 @@ The id comes from the request's ``X-Request-ID`` header (a proxy or the caller c
 when it is 1 to 128 letters, digits, ``-``, ``_``, ``.`` or ``:``; otherwise (missing,
 too long, other characters) a new one is made, so a client cannot write anything else
 into the logs. The response carries it back in ``X-Request-ID``, and every job the
-request enqueues carries it in its metadata (``tasktier.model.job_metadata``).
+request enqueues carries it in its metadata (:func:`tasktier.model.job_metadata`).
 """
 
 import re
@@ -12,7 +12,8 @@ import uuid
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from tasktier.model import serving_request
+
+from ..model import serving_request
 
 HEADER = "x-request-id"
 #: What a request id taken from a client may be made of.

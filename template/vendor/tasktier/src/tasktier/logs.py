@@ -14,8 +14,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from tasktier.model import JobContext, job_or_none, request_id
-from tasktier.redaction import SECRET_NAME, redact, redact_value
+from .model import JobContext, job_or_none, request_id
+from .redaction import SECRET_NAME, redact, redact_value
 
 __all__ = ["SECRET_NAME", "ContextFilter", "configure_logging", "redact", "redact_value"]
 

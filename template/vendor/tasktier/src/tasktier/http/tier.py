@@ -1,0 +1,35 @@
+"""What the API half takes from a tier: how a route gets its job queue, the app's
+lifespan, and the tier's half of the metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..metrics import BrokerState, Totals
+
+
+class TierMetrics(Protocol):
+    """A tier's half of the job metrics (:mod:`tasktier.metrics`)."""
+
+    @property
+    def record(self) -> Callable[..., None]:
+        """Counts an execution's end: ``record(task, outcome, duration=None)``; never
+        raises."""
+
+    def scrape_bound(self) -> float: ...
+
+    def totals(self) -> Totals: ...
+
+    def broker_state(self, app: Any) -> BrokerState: ...
+
+
+@dataclass(frozen=True)
+class Tier:
+    #: The FastAPI dependency that gives a route its ``JobQueue`` (a test overrides it
+    #: with ``app.dependency_overrides[job_queue]``).
+    job_queue: Callable[..., Any]
+    lifespan: Callable[[Any], AbstractAsyncContextManager[None]]
+    metrics: TierMetrics
