@@ -226,7 +226,9 @@ def test_manifests_agree_with_the_project(rendered: Rendered) -> None:
 
 def _check_api(rendered: Rendered, api: dict[str, Any]) -> None:
     (container,) = _containers(api)
-    routes = _routes(rendered.project / rendered.package / "routes")
+    routes = _routes(rendered.project / rendered.package / "routes") | _routes(
+        rendered.project / "vendor/tasktier/src/tasktier/http/routes"
+    )
     assert container["livenessProbe"]["httpGet"]["path"] == "/health"
     assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
@@ -369,17 +371,32 @@ def _check_readme(rendered: Rendered) -> None:
 
 
 def _settings_fields(config: Path) -> set[str]:
-    tree = ast.parse(config.read_text())
-    (settings,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Settings"]
-    return {
-        n.target.id.upper()
-        for n in settings.body
-        if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)
+    """The variables the project's ``Settings`` reads: its own fields and those of the
+    runtime's settings classes it extends (``vendor/tasktier/.../settings.py``)."""
+    runtime = config.parent.parent / "vendor/tasktier/src/tasktier/settings.py"
+    classes = {
+        n.name: n
+        for source in (runtime, config)
+        for n in ast.parse(source.read_text()).body
+        if isinstance(n, ast.ClassDef)
     }
+    fields, pending = set(), ["Settings"]
+    while pending:
+        cls = classes.get(pending.pop())
+        if cls is None:  # pydantic's BaseSettings
+            continue
+        fields |= {
+            n.target.id.upper()
+            for n in cls.body
+            if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)
+        }
+        pending += [b.id for b in cls.bases if isinstance(b, ast.Name)]
+    return fields
 
 
 def _routes(routes: Path) -> set[tuple[str, str]]:
-    """(method, path) of every route decorator in routes/*.py, with the router's prefix."""
+    """(method, path) of every route decorator in ``routes/*.py`` (the project's or the
+    runtime's), with the router's prefix."""
     found = set()
     for module in routes.glob("*.py"):
         tree = ast.parse(module.read_text())

@@ -93,8 +93,8 @@ def _undo_line_changes(tree: Path) -> None:
     )
     _replace(
         tree / "template" / "{{package_name}}" / "main.py",
-        '"""An enqueue or status read while the queue is unreachable: 503, never a stack trace."""',
-        '"""The queue is unreachable: 503."""',
+        "    tasks.discover()  # import every task module, so periodic jobs are declared",
+        "    tasks.discover()",
     )
 
 

@@ -37,8 +37,8 @@ from typing import Any, TypeVar
 from tasktier.logs import configure_logging
 from tasktier.model import JobQueue, JobStatus
 
-from .backend import WORKER_COMMAND, standalone_queue
 from .config import get_settings
+from .jobs import TIER
 from .tasks import bench_noop
 
 DONE = (JobStatus.FINISHED, JobStatus.FAILED)
@@ -131,9 +131,9 @@ async def finish_times(queue: JobQueue, ids: list[str], wait_seconds: float) -> 
 
 def start_workers(count: int) -> list[subprocess.Popen[bytes]]:
     return [
-        # The project's own worker command (a constant of backend.py), no shell.
+        # The project's own worker command (its tier's), no shell.
         subprocess.Popen(  # noqa: S603  # nosec B603
-            WORKER_COMMAND,
+            list(TIER.worker_command),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
@@ -156,8 +156,8 @@ def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
 
 async def measure(jobs: int, workers: int, latency_seconds: float) -> dict[str, Any]:
     figures: dict[str, Any] = {"jobs": jobs, "workers": workers}
-    in_process = not WORKER_COMMAND
-    async with standalone_queue() as queue:
+    in_process = not TIER.worker_command
+    async with TIER.standalone_queue() as queue:
         await queue.check_ready()
         started: list[subprocess.Popen[bytes]] = []
         launched = time.time()  # in process, jobs start as they are enqueued

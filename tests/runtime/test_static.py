@@ -3,7 +3,8 @@ ruff (lint and format) and mypy in strict mode, once, here."""
 
 from helpers import REPO_ROOT, run
 
-SOURCE = REPO_ROOT / "template" / "vendor" / "tasktier" / "src"
+RUNTIME = REPO_ROOT / "template" / "vendor" / "tasktier"
+SOURCE = RUNTIME / "src"
 
 
 def test_ruff_finds_nothing() -> None:
@@ -13,6 +14,6 @@ def test_ruff_finds_nothing() -> None:
 
 def test_mypy_strict_finds_nothing() -> None:
     run(
-        ["mypy", "--strict", "--no-incremental", "--python-version", "3.11", str(SOURCE)],
+        ["mypy", "--config-file", str(RUNTIME / "pyproject.toml"), "--no-incremental", str(SOURCE)],
         cwd=REPO_ROOT,
     )

@@ -8,13 +8,12 @@ runtime reads :class:`RuntimeSettings` from the environment itself.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["RuntimeSettings", "current", "use"]
+__all__ = ["InProcessSettings", "RuntimeSettings", "current", "use"]
 
 
 class RuntimeSettings(BaseSettings):
@@ -31,6 +30,20 @@ class RuntimeSettings(BaseSettings):
     # /jobs/{id}/retry, GET /schedules) need `Authorization: Bearer <it>`; empty: they
     # refuse everyone. It also signs the status URLs enqueues answer with.
     jobs_admin_token: SecretStr = SecretStr("")
+    # The longest a job may run, in seconds (a task's own `@task(timeout=...)` wins).
+    job_timeout_seconds: float = Field(default=30, gt=0)
+
+
+class InProcessSettings(RuntimeSettings):
+    """The in-process tier's (``background_tasks``): a job still running after
+    JOB_TIMEOUT_SECONDS is reported failed (an async task is cancelled; a thread cannot be
+    stopped and runs on unobserved)."""
+
+    # How many jobs the in-process registry remembers for GET /jobs/{id}.
+    job_registry_size: int = Field(default=10_000, gt=0)
+
+
+S = TypeVar("S", bound=RuntimeSettings)
 
 
 _source: Callable[[], RuntimeSettings] | None = None
@@ -43,11 +56,21 @@ def use(source: Callable[[], RuntimeSettings]) -> None:
     _source = source
 
 
-@lru_cache
-def _from_environment() -> RuntimeSettings:
-    return RuntimeSettings()
+_from_environment: dict[type[RuntimeSettings], RuntimeSettings] = {}
 
 
-def current() -> RuntimeSettings:
-    """The settings in force: the service's (see :func:`use`), else the environment's."""
-    return _source() if _source is not None else _from_environment()
+def _read(kind: type[S]) -> S:
+    settings = _from_environment.get(kind)
+    if not isinstance(settings, kind):
+        settings = _from_environment[kind] = kind()
+    return settings
+
+
+def current(kind: type[S] = RuntimeSettings) -> S:  # type: ignore[assignment]
+    """The settings in force, as ``kind``: the service's (see :func:`use`) when they are
+    one, else ``kind`` read from the environment."""
+    if _source is not None:
+        settings = _source()
+        if isinstance(settings, kind):
+            return settings
+    return _read(kind)

@@ -6,12 +6,12 @@ from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
 
 from ..settings import current
+from ..tier import Tier
 from . import access
 from .body_limit import BodyLimit
 from .errors import add_handlers
 from .request_ids import RequestIds
 from .routes import routers
-from .tier import Tier
 
 
 def create_app(tier: Tier, *, title: str, routes: Iterable[APIRouter] = ()) -> FastAPI:

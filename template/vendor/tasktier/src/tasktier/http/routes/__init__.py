@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from ..tier import Tier
+from ...tier import Tier
 from . import health, job_status, jobs, metrics, schedules
 
 

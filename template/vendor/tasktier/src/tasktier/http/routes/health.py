@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from ...model import BrokerUnavailable, JobQueue
-from ..tier import Tier
+from ...tier import Tier
 
 
 def router(tier: Tier) -> APIRouter:

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query
 
 from ...model import JobNotFound, JobQueue
+from ...tier import Tier
 from ..access import status_key_matches
-from ..tier import Tier
 from .jobs import NOT_FOUND, JobId, JobOut, known_form
 
 

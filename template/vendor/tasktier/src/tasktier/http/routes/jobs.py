@@ -22,8 +22,8 @@ from ...model import (
     check_list_query,
 )
 from ...redaction import redact, redact_value
+from ...tier import Tier
 from ..access import UNAUTHORIZED, OperatorOnly
-from ..tier import Tier
 
 JobId = Annotated[str, Path(description="The id the enqueue answered")]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {

@@ -11,7 +11,7 @@ from fastapi.responses import PlainTextResponse
 from ...metrics import scrape
 from ...model import PERIODIC
 from ...settings import current
-from ..tier import Tier
+from ...tier import Tier
 
 #: Prometheus's classic text format, which every Prometheus reads (the names here need
 #: none of the newer format's escaping).

@@ -1,4 +1,4 @@
-"""The background_tasks tier's half of the job metrics (``metrics.py``): in memory.
+"""The background_tasks tier's half of the job metrics (:mod:`tasktier.metrics`): in memory.
 
 Jobs run in the API process, so that process holds the totals (lost on restart, like the
 job registry; Prometheus's ``rate()`` and ``increase()`` take counter resets in their
@@ -15,8 +15,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from tasktier.metrics import BrokerState, Recorder, Totals
-from tasktier.model import declared_queues
+from ...metrics import BrokerState, Recorder, Totals
+from ...model import declared_queues
 
 _lock = threading.Lock()  # def tasks end in the threadpool; scrapes read from a thread
 _fields: dict[str, float] = {}

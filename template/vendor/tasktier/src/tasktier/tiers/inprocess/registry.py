@@ -1,39 +1,4 @@
-"""The background_tasks tier: jobs run in the API process, after the response.
-
-Each enqueued job is added to the request's FastAPI ``BackgroundTasks``; it runs
-once the response has been sent, in the event loop (``async def`` tasks) or in the
-threadpool (``def`` tasks, for blocking work). Each job is wrapped so that a
-failure is logged and recorded and never stops the jobs queued after it.
-
-What this tier keeps is best-effort, by design: the job registry behind
-``GET /jobs/{id}`` lives in this process's memory, so every queued, scheduled and
-running job, and the record of finished ones, is lost when the process stops. Several
-API processes each keep their own registry and each run every periodic job, so this
-tier is for a single API process. Periodic jobs run on APScheduler 3.x inside the
-lifespan.
-
-What the job API's options mean here:
-
-* ``timeout`` (``@task(timeout=...)``, else ``JOB_TIMEOUT_SECONDS``): past it the job is
-  ``failed`` with "TimeoutError: timed out after N s". An ``async def`` task is
-  cancelled; a ``def`` task's thread cannot be stopped and runs on, unobserved.
-* ``max_retries`` and ``retry_for`` are ignored: **this tier runs a task once**, a
-  failure is final (a warning is logged once per task that declares ``max_retries``).
-  ``queue.retry(job_id)`` runs a failed job again by hand.
-* ``queue``: recorded in the job (``GET /jobs/{id}``), nothing more: every job runs in
-  the API process, there are no separate worker pools to send it to.
-* ``options(delay=...)``: an asyncio timer in the API process; the job is ``scheduled``
-  until due. Like every job here it is lost on restart (a graceful stop logs its id).
-* ``options(job_id=...)``: an id the registry still holds returns it and enqueues
-  nothing. The registry lives on the event loop: its check-and-add has no ``await`` in
-  between, so two racing requests cannot both add it.
-* ``queue.cancel`` and ``queue.retry`` act on the registry; a retry (and a delayed job
-  once due) has no request to ride on: it runs as an asyncio task the registry owns,
-  which a graceful stop waits for as uvicorn waits for the requests' background tasks.
-* ``queue.jobs(...)`` lists what the registry holds: the last ``JOB_REGISTRY_SIZE`` jobs,
-  done ones (finished, failed, cancelled) forgotten first; there is no
-  ``FAILED_JOB_TTL_SECONDS`` on this tier, a failed job is kept until its turn to go.
-"""
+"""The in-memory job registry and how one job runs in it."""
 
 from __future__ import annotations
 
@@ -42,51 +7,39 @@ import bisect
 import inspect
 import itertools
 import logging
-import math
-import os
 import time
 import uuid
-from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Coroutine
-from contextlib import asynccontextmanager
+from collections import OrderedDict
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import anyio
 import anyio.to_thread
-from fastapi import BackgroundTasks, FastAPI, Request
-from tasktier.model import (
+
+from ...model import (
     CANCELLABLE,
     FINAL,
-    PERIODIC,
     BrokerUnavailable,
-    History,
     JobContext,
     JobIdConflict,
     JobInfo,
     JobNotCancellable,
     JobNotFound,
     JobNotRetryable,
-    JobQueue,
     JobStatus,
-    P,
-    Periodic,
-    Schedule,
     Task,
     as_job,
-    check_list_query,
     ensure_json,
-    job_metadata,
     running_as,
     timed_out,
     utcnow,
 )
-
-from . import tier_metrics
-from .config import Settings, get_settings
+from . import metrics as tier_metrics
 
 logger = logging.getLogger(__name__)
+
 
 #: Statuses whose record the registry forgets first when it is full.
 DONE = (JobStatus.FINISHED, JobStatus.FAILED, JobStatus.CANCELLED)
@@ -395,225 +348,3 @@ async def _call(task: Task[Any, Any], context: JobContext, record: _Record) -> A
             return task.func(*args, **kwargs)
 
     return await anyio.to_thread.run_sync(in_thread, abandon_on_cancel=True)
-
-
-class InProcessQueue:
-    """The :class:`JobQueue` of this tier, bound to one request's BackgroundTasks."""
-
-    def __init__(
-        self, registry: JobRegistry, background: BackgroundTasks, settings: Settings
-    ) -> None:
-        self._registry = registry
-        self._background = background
-        self._timeout = settings.job_timeout_seconds
-
-    async def enqueue(self, task: Task[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> str:
-        # Same rule as the durable tiers: arguments must travel as JSON.
-        ensure_json([list(args), kwargs], f"the arguments of {task.name}")
-        if task.job_id is not None and self._registry.known(task.job_id, task):
-            return task.job_id  # known: nothing new is enqueued
-        if not self._registry.accepting:
-            raise BrokerUnavailable("the API is shutting down and takes no new jobs")
-        delayed = task.delay > 0
-        record, _ = self._registry.add(
-            task,
-            tuple(args),
-            dict(kwargs),
-            timeout=task.timeout_or(self._timeout),
-            job_id=task.job_id,
-            status=JobStatus.SCHEDULED if delayed else JobStatus.QUEUED,
-            metadata=job_metadata(),
-        )
-        if delayed:
-            self._registry.schedule(record, task.delay)
-        else:
-            self._background.add_task(run_job, self._registry, record)
-        return record.job_id
-
-    async def status(self, job_id: str) -> JobInfo:
-        return self._registry.info(job_id)
-
-    async def cancel(self, job_id: str) -> JobInfo:
-        return self._registry.cancel(job_id)
-
-    async def retry(self, job_id: str) -> str:
-        return self._registry.retry(job_id)
-
-    async def jobs(self, status: JobStatus | None = None, limit: int = 50) -> list[JobInfo]:
-        return self._registry.jobs(check_list_query(status, limit), limit)
-
-    async def check_ready(self) -> None:
-        if not self._registry.accepting:
-            raise BrokerUnavailable("the API is shutting down")
-
-
-def _registry(request: Request) -> JobRegistry:
-    registry: JobRegistry = request.app.state.job_registry
-    return registry
-
-
-async def job_queue(request: Request, background_tasks: BackgroundTasks) -> JobQueue:
-    """FastAPI dependency: the job queue for this request.
-
-    ``async def``: FastAPI runs a plain ``def`` dependency in its threadpool, a thread
-    hop on every request.
-    """
-    return InProcessQueue(_registry(request), background_tasks, get_settings())
-
-
-#: No worker: jobs run in the API process.
-WORKER_COMMAND: list[str] = []
-
-
-class _RunNow(BackgroundTasks):
-    """Runs each added task at once, on the event loop (instead of after a response)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.running: set[asyncio.Task[None]] = set()
-
-    def add_task(self, func: Any, *args: Any, **kwargs: Any) -> None:
-        job = asyncio.ensure_future(func(*args, **kwargs))
-        self.running.add(job)
-        job.add_done_callback(self.running.discard)
-
-
-@asynccontextmanager
-async def standalone_queue() -> AsyncIterator[JobQueue]:
-    """A job queue outside a request (the bench command): jobs run in this process."""
-    settings = get_settings()
-    background = _RunNow()
-    registry = JobRegistry(settings.job_registry_size)
-    yield InProcessQueue(registry, background, settings)
-    if background.running:
-        await asyncio.wait(background.running)
-    await registry.close(grace=None)
-
-
-class MemoryHistory:
-    """A :class:`History` in this process's memory (lost on restart, like the registry)."""
-
-    def __init__(self, maxlen: int) -> None:
-        self._items: deque[dict[str, Any]] = deque(maxlen=maxlen)
-
-    def append(self, record: dict[str, Any]) -> None:
-        self._items.appendleft(record)
-
-    def items(self) -> list[dict[str, Any]]:
-        return list(self._items)
-
-    async def read(self) -> list[dict[str, Any]]:
-        return self.items()
-
-
-_histories: dict[str, MemoryHistory] = {}
-
-
-def history(name: str, maxlen: int = 50) -> History:
-    """The shared history called ``name`` (one per process on this tier)."""
-    return _histories.setdefault(name, MemoryHistory(maxlen))
-
-
-# --- Periodic jobs: APScheduler 3.x in the API process -------------------------------
-
-
-class PeriodicRunner:
-    """Runs each periodic job once per schedule slot, through the job registry."""
-
-    def __init__(self, registry: JobRegistry, timeout: float) -> None:
-        self._registry = registry
-        self._timeout = timeout
-        self._seen: deque[tuple[str, str]] = deque(maxlen=1000)
-
-    async def fire(self, job: Periodic) -> None:
-        tick = job.schedule.slot(utcnow()).isoformat()
-        if (job.task.name, tick) in self._seen:
-            logger.warning("periodic %s already ran for tick %s; skipped", job.task.name, tick)
-            return
-        self._seen.append((job.task.name, tick))
-        tier_metrics.ticked()
-        record, _ = self._registry.add(
-            job.task, (tick,), timeout=job.task.timeout_or(self._timeout)
-        )
-        await run_job(self._registry, record)
-
-
-def start_scheduler(runner: PeriodicRunner, jobs: list[Periodic]) -> Any:
-    """Start APScheduler with one job per periodic task: coalesced, one instance at a time.
-
-    Its due times come from the job model's ``next_run`` (the same as every tier's and
-    ``GET /schedules``), not from APScheduler's own cron parser, which numbers weekdays
-    from Monday.
-    """
-    try:
-        from apscheduler.schedulers.asyncio import AsyncIOScheduler
-        from apscheduler.triggers.base import BaseTrigger
-    except ImportError as exc:  # the project was generated with scheduling: none
-        raise RuntimeError(
-            "periodic jobs need APScheduler 3.x: run `uv add 'apscheduler>=3.10,<4'` "
-            "or `copier update --data scheduling=interval`"
-        ) from exc
-
-    class NextRun(BaseTrigger):  # type: ignore[misc]  # APScheduler 3 ships no type hints
-        def __init__(self, schedule: Schedule) -> None:
-            self.schedule = schedule
-
-        def get_next_fire_time(
-            self, previous_fire_time: datetime | None, now: datetime
-        ) -> datetime:
-            return self.schedule.next_run(previous_fire_time or now)
-
-        def __str__(self) -> str:
-            return str(self.schedule)
-
-    scheduler = AsyncIOScheduler(
-        timezone="UTC",
-        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
-    )
-    for job in jobs:
-        scheduler.add_job(
-            runner.fire, NextRun(job.schedule), args=[job], id=job.task.name, name=job.task.name
-        )
-        logger.info("periodic %s scheduled: %s", job.task.name, job.schedule)
-    scheduler.start()
-    return scheduler
-
-
-def _shutdown_grace() -> float | None:
-    """How long a stop waits for the executions the registry runs itself (retries,
-    delayed jobs once due): uvicorn's ``UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN``, which bounds
-    its wait for the requests' background tasks; unset, until each ends (at its timeout
-    at the latest), as uvicorn waits by default."""
-    text = os.environ.get("UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN", "")
-    try:
-        seconds = float(text)
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
-
-
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Create the job registry and start the periodic jobs; report what a stop loses."""
-    settings = get_settings()
-    registry = JobRegistry(settings.job_registry_size)
-    app.state.job_registry = registry
-    jobs = list(PERIODIC.values())
-    scheduler = (
-        start_scheduler(PeriodicRunner(registry, settings.job_timeout_seconds), jobs)
-        if jobs
-        else None
-    )
-    try:
-        yield
-    finally:
-        registry.accepting = False
-        if scheduler is not None:
-            scheduler.shutdown(wait=False)
-        lost = await registry.close(_shutdown_grace())
-        if lost:
-            logger.warning(
-                "stopping with %d unfinished in-process job(s), now lost: %s",
-                len(lost),
-                ", ".join(lost[:20]),
-            )

@@ -1,5 +1,6 @@
-"""What the API half takes from a tier: how a route gets its job queue, the app's
-lifespan, and the tier's half of the metrics."""
+"""What a service takes from its tier: how a route gets its job queue, the app's
+lifespan, the tier's half of the metrics, histories, a queue outside a request and the
+worker's command. Each tier builds one :class:`Tier`; nothing here imports FastAPI."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..metrics import BrokerState, Totals
+from .metrics import BrokerState, Totals
+from .model import History, JobQueue
 
 
 class TierMetrics(Protocol):
@@ -33,3 +35,9 @@ class Tier:
     job_queue: Callable[..., Any]
     lifespan: Callable[[Any], AbstractAsyncContextManager[None]]
     metrics: TierMetrics
+    #: ``history(name, maxlen=50)``: the shared history called ``name``.
+    history: Callable[..., History]
+    #: A job queue outside a request (the bench command), as an async context manager.
+    standalone_queue: Callable[[], AbstractAsyncContextManager[JobQueue]]
+    #: The worker's command line (empty: jobs run in the API process).
+    worker_command: tuple[str, ...] = ()

@@ -1,0 +1,1 @@
+"""The tiers: where jobs wait and run (in process, RQ, Celery)."""
