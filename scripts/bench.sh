@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The template's benchmark, from a fresh clone, in one command:
 #   bash scripts/bench.sh [benchmarks/run.py arguments, e.g. --quick]
+#   bash scripts/bench.sh --against cd53649   # v0.4.0's projects side by side (git needed)
 # It sets up what it needs (uv, the template's virtualenv, wrk and redis-server from
 # Debian's packages when missing), then runs benchmarks/run.py: a table on stdout and
 # JSON in benchmarks/results/latest.json. Figures only: nothing here passes or fails.

@@ -1,5 +1,7 @@
 """The generated `bench` command runs and prints its figures on every tier, against real
-servers; and the template's own benchmark command works in its smoke mode.
+servers; and the template's own benchmark command works in its smoke mode, and its
+``--against REF`` parts (a commit resolved or refused, its template rendered, the
+side-by-side rows) work without a benchmark run.
 
 Nothing here times anything: the figures are printed, never compared with a bound
 (speed is measured by benchmarks/run.py, side by side, see docs/performance.md).
@@ -7,9 +9,13 @@ Nothing here times anything: the figures are printed, never compared with a boun
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -121,5 +127,116 @@ def test_the_benchmark_command_runs_in_its_smoke_mode(tmp_path: Path) -> None:
         "worker / redis LPUSH",
         "enqueue-to-finished p99 ms",
         "worker start-up s",
+        "API start-up s",
         "copier copy / copier start-up",
     }
+
+
+# --- benchmarks/run.py --against REF, without a benchmark run (a few seconds) -----------
+
+
+def bench_run() -> ModuleType:
+    """benchmarks/run.py as a module (it is a script, not a package), loaded once."""
+    if "bench_run" in sys.modules:
+        return sys.modules["bench_run"]
+    spec = importlib.util.spec_from_file_location("bench_run", REPO_ROOT / "benchmarks/run.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_run"] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_against_resolves_a_commit_or_refuses_it_before_anything_runs() -> None:
+    bench = bench_run()
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, check=True,
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    assert bench.resolve_ref("HEAD") == head
+    assert bench.resolve_ref(head[:9]) == head
+    for wrong in ("no-such-commit-of-this-repo", "-x", " ", "HEAD:copier.yml"):
+        with pytest.raises(bench.RefError, match="--against"):
+            bench.resolve_ref(wrong)
+    # The command says so and stops at once: no render, no server, no tool looked for.
+    out = run(["uv", "run", "python", "benchmarks/run.py", "--against", "no-such-commit-zz"],
+              cwd=REPO_ROOT, timeout=60, check=False)  # fmt: skip
+    assert out.returncode == 2, out
+    assert "--against no-such-commit-zz: no such commit in this repository's history" in (
+        out.stderr
+    ), out.stderr
+    options = bench.parse(["--quick", "--against", "HEAD"])
+    assert options.against_commit == head and options.tier_list == ["rq"]
+
+
+def test_against_renders_a_commits_template_as_it_renders_the_checkout(tmp_path: Path) -> None:
+    bench = bench_run()
+    template = bench.export_template(bench.resolve_ref("HEAD"), tmp_path / "template")
+    assert (template / "copier.yml").is_file() and (template / ".git").is_dir()
+    bench.render("rq", tmp_path / "project", template)
+    assert (tmp_path / "project" / bench.PACKAGE / "bench.py").is_file()
+
+
+def fake_figures(bench: ModuleType, project: str, old: bool = False) -> dict[str, Any]:
+    """Two rounds of figures of the rq tier; ``old``: a project that lacks the job
+    controls, the worker's start-up, and two request paths (as an older release might)."""
+    rate = {"health": 1000.0, "report": 300.0 if not old else 250.0, "welcome-email": 200.0,
+            "report with id": 280.0, "welcome-email delayed": 290.0, "status": 150.0}  # fmt: skip
+    http: dict[str, Any] = {
+        name: [{"per_second": rate[name] * k, "p50_ms": 2.0, "p99_ms": 9.0} for k in (1, 1.1)]
+        for name in bench.ENDPOINTS
+    }
+    http["metrics on/off"] = [{"on": 600.0, "off": 610.0, "on again": 590.0}] * 2
+    bench_runs: list[Any] = [
+        {"throughput_per_second": 46.0, "startup_seconds": 1.0,
+         "enqueue_1": {"p50_ms": 0.8}, "enqueue_16": {"per_second": 2000.0},
+         "latency": {"p50_ms": 15.0, "p99_ms": 20.0},
+         "controls": {key: {"per_second": 1000.0}
+                      for key in ("enqueue_with_id", "enqueue_delayed", "status", "cancel")}},
+    ] * 2  # fmt: skip
+    if old:
+        for name in ("report with id", "status"):
+            http[name] = [None, None]  # e.g. a route the old project lacks: no figure
+        bench_runs = [{k: v for k, v in b.items() if k not in ("controls", "startup_seconds")}
+                      for b in bench_runs]  # fmt: skip
+    return {
+        "tier": "rq", "project": project, "http": http, "scrape": None,
+        "bench": bench_runs, "stock": [{"throughput_per_second": 50.0}] * 2,
+        "stock_reliable": [None, None], "lpush_per_second": [70000.0, None],
+        "api_startup_seconds": [1.1, 1.2] if not old else [1.0, 1.0], "copy_seconds": [2.0],
+    }  # fmt: skip
+
+
+def test_against_sets_the_issues_ratios_side_by_side_and_shows_what_ref_lacks() -> None:
+    bench = bench_run()
+    this, ref = fake_figures(bench, bench.THIS), fake_figures(bench, "cd53649", old=True)
+    comparison = {row["figure"]: row for row in bench.against_rows(this, ref)}
+    assert list(comparison) == [
+        "report / health req/s",
+        "welcome-email / health req/s",
+        "report with id / health req/s",
+        "welcome-email delayed / health req/s",
+        "status / health req/s",
+        "API start-up s",
+        "worker start-up s",
+        "worker / stock jobs/s",
+    ]
+    report = comparison["report / health req/s"]  # 0.3 / 0.25 in each round
+    assert report["ratio"]["median"] == pytest.approx(1.2)
+    assert (report["goal"], report["met"]) == (">= 0.95", True)
+    startup = comparison["API start-up s"]  # 1.1 / 1.0 and 1.2 / 1.0
+    assert startup["ratio"]["median"] == pytest.approx(1.15)
+    assert (startup["goal"], startup["met"]) == ("<= 1.05", False)
+    worker = comparison["worker / stock jobs/s"]  # 46 / 50 on both
+    assert worker["this"]["median"] == pytest.approx(0.92)
+    assert (worker["goal"], worker["met"], worker["ref_met"]) == ("each >= 0.9", True, True)
+    for missing in ("report with id / health req/s", "worker start-up s"):
+        assert comparison[missing]["ratio"] is None and comparison[missing].get("met") is None
+    printed = bench.against_table(list(comparison.values()), "cd53649").splitlines()
+    assert "this / cd53649 min/med/max" in printed[0]
+    assert any(line.startswith("rq   | worker start-up s") and " - " in line for line in printed)
+
+    mine, theirs = bench.rows(this, [1.0]), bench.rows(ref, [1.0])
+    assert [row["figure"] for row in mine] == [row["figure"] for row in theirs]
+    assert {row["figure"] for row in mine} >= {"API start-up s", "worker start-up s"}
+    shown = bench.table(bench.side_by_side(mine, theirs)).splitlines()
+    assert any(line.startswith("rq @ cd53649 | cancel x16 / enqueue x16") and "| - " in line
+               for line in shown), "\n".join(shown)  # fmt: skip
