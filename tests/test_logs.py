@@ -111,12 +111,12 @@ def test_job_log_lines_carry_the_job_and_the_request_id(
     (line,) = wait_for(lambda: task_lines(runner, job_id), 30, what="the task's own log line")
     assert line["task"] == task and line["attempt"] == 1 and line["request_id"] == rid, line
 
-    # The backend's own lines about the execution carry the job's fields as well (rq's
-    # work horse logs none for a job that finishes at once).
+    # The backend's own lines about the execution (the project's or the runtime's) carry
+    # the job's fields as well (rq's work horse logs none for a job that finishes at once).
     own = [
         line
         for line in json_lines(runner)
-        if line["logger"].startswith(project.package) and job_id in line["message"]
+        if line["logger"].startswith((project.package, "tasktier")) and job_id in line["message"]
     ]
     assert own or project.tier == "rq", "no line of the backend's own names the job"
     for line in own:

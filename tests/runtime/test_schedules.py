@@ -4,7 +4,8 @@ UTC), validated when declared, and epoch-aligned intervals."""
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from tasktier.model import Cron, Every
+from fastapi.testclient import TestClient
+from tasktier.model import PERIODIC, Cron, Every, Periodic, next_runs, task
 
 THURSDAY = datetime(2026, 12, 3, 10, 30, 15, tzinfo=UTC)
 
@@ -70,3 +71,27 @@ def test_every_runs_on_epoch_aligned_slots() -> None:
     assert Every(3600).next_run(THURSDAY) == datetime(2026, 12, 3, 11, 0, tzinfo=UTC)
     with pytest.raises(ValueError, match="positive"):
         Every(0)
+
+
+@task(name="tests.weekly")
+def weekly(tick: str) -> str:
+    return tick
+
+
+def test_get_schedules_lists_every_periodic_job_with_its_next_run(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(PERIODIC, weekly.name, Periodic(weekly, Cron("0 3 * * 0")))
+    before = datetime.now(UTC)
+    response = client.get("/schedules")
+    assert response.status_code == 200
+    listed = {entry["task"]: entry for entry in response.json()}
+    assert set(listed) == set(PERIODIC)
+    sunday = datetime.fromisoformat(listed["tests.weekly"]["next_run"])
+    assert sunday.tzinfo is not None and sunday.utcoffset() == timedelta(0)
+    assert (sunday.isoweekday(), sunday.hour, sunday.minute) == (7, 3, 0)
+    assert listed["tests.weekly"]["schedule"] == "cron '0 3 * * 0' (UTC)"
+    for periodic, when in next_runs(before):
+        # The route and the scheduler take due times from the same next_run.
+        shown = datetime.fromisoformat(listed[periodic.task.name]["next_run"])
+        assert shown in (when, periodic.schedule.next_run(when))

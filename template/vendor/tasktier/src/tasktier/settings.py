@@ -49,9 +49,9 @@ S = TypeVar("S", bound=RuntimeSettings)
 _source: Callable[[], RuntimeSettings] | None = None
 
 
-def use(source: Callable[[], RuntimeSettings]) -> None:
+def use(source: Callable[[], RuntimeSettings] | None) -> None:
     """Read the settings from ``source`` from now on (the service's cached getter, so a
-    test that clears its cache is seen here too)."""
+    test that clears its cache is seen here too); None: from the environment again."""
     global _source
     _source = source
 

@@ -1,4 +1,5 @@
-"""Request bodies over MAX_REQUEST_BYTES get 413, declared or streamed."""
+"""tasktier.http.body_limit: request bodies over MAX_REQUEST_BYTES get 413, declared or
+streamed."""
 
 from collections.abc import Iterator
 

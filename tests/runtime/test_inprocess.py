@@ -1,41 +1,42 @@
-"""The in-process tier: BackgroundTasks, the job registry, timeouts, delays, caller ids,
-cancel, retry, the job list and periodic jobs."""
+"""The in-process tier (``tasktier.tiers.inprocess``): BackgroundTasks, the job registry,
+timeouts, delays, caller ids, cancel, retry, the job list and periodic jobs, served by the
+runtime's own app (``tasktier.http.create_app``)."""
 
 import asyncio
 import logging
 import time
 from collections.abc import Callable
 from datetime import UTC
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
-from fastapi import APIRouter, BackgroundTasks, FastAPI
+from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI
 from fastapi.testclient import TestClient
-from tasktier.model import Every, Periodic, timed_out
-{%- if scheduling != 'none' %}
-from tasktier.tiers.inprocess.periodic import PeriodicRunner, start_scheduler
-{%- else %}
-from tasktier.tiers.inprocess.periodic import PeriodicRunner
-{%- endif %}
-from tasktier.tiers.inprocess.queue import InProcessQueue
-from tasktier.tiers.inprocess.registry import JobRegistry, run_job
-
-from {{ package_name }}.config import get_settings
-from {{ package_name }}.jobs import (
+from tasktier.model import (
     PERIODIC,
+    Every,
     InvalidJobOption,
     JobNotCancellable,
     JobNotFound,
     JobNotRetryable,
-    JobQueueDep,
+    JobQueue,
     JobStatus,
     NotJSONSerializable,
+    Periodic,
     Task,
     current_job,
     task,
+    timed_out,
 )
+from tasktier.settings import InProcessSettings
+from tasktier.tiers.inprocess import job_queue
+from tasktier.tiers.inprocess.periodic import PeriodicRunner, start_scheduler
+from tasktier.tiers.inprocess.queue import InProcessQueue
+from tasktier.tiers.inprocess.registry import JobRegistry, run_job
 
 from .conftest import AS_OPERATOR
+
+JobQueueDep = Annotated[JobQueue, Depends(job_queue)]
 
 
 @task(name="tests.explode")
@@ -237,9 +238,9 @@ def test_a_sync_task_knows_its_job(test_client: TestClient) -> None:
 
 
 def test_a_job_over_its_timeout_is_failed(
-    test_client: TestClient, monkeypatch: pytest.MonkeyPatch
+    test_client: TestClient, settings: InProcessSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(get_settings(), "job_timeout_seconds", 0.2)
+    monkeypatch.setattr(settings, "job_timeout_seconds", 0.2)
     started = time.monotonic()
     job_id = test_client.post("/test/slow_async").json()
     assert time.monotonic() - started < 5
@@ -323,10 +324,10 @@ def test_racing_enqueues_of_one_new_id_enqueue_one_job(test_client: TestClient) 
     assert [j["job_id"] for j in test_client.get("/jobs").json()["jobs"]] == ["one-at-once"]
 
 
-def test_a_known_id_adds_no_background_task() -> None:
+def test_a_known_id_adds_no_background_task(settings: InProcessSettings) -> None:
     async def enqueue_twice() -> BackgroundTasks:
         background = BackgroundTasks()
-        queue = InProcessQueue(JobRegistry(10), background, get_settings())
+        queue = InProcessQueue(JobRegistry(10), background, settings)
         same = counted.options(job_id="twice")
         assert await queue.enqueue(same, "a") == await queue.enqueue(same, "b") == "twice"
         return background
@@ -458,9 +459,9 @@ def test_the_job_list_is_newest_first_filtered_and_limited(test_client: TestClie
         assert test_client.get("/jobs", params=params).status_code == 422
 
 
-def test_the_queue_checks_its_list_query() -> None:
+def test_the_queue_checks_its_list_query(settings: InProcessSettings) -> None:
     async def bad() -> None:
-        queue = InProcessQueue(JobRegistry(10), BackgroundTasks(), get_settings())
+        queue = InProcessQueue(JobRegistry(10), BackgroundTasks(), settings)
         await queue.jobs(limit=0)
 
     with pytest.raises(InvalidJobOption):
@@ -491,28 +492,6 @@ def test_arguments_that_are_not_json_are_refused_before_queueing(app: FastAPI) -
     with TestClient(app, headers=AS_OPERATOR) as client, pytest.raises(NotJSONSerializable):
         client.post("/test-bad-args")
     assert app.state.job_registry.unfinished() == []
-
-
-def test_the_examples_run_to_their_end(client: TestClient) -> None:
-{%- if include_examples %}
-    job_id = client.post("/examples/welcome-email", json={"email": "ada@example.com"}).json()[
-        "job_id"
-    ]
-    assert client.get(f"/jobs/{job_id}").json()["status"] == "finished"
-    # No retries on this tier: a planned transient failure fails the job.
-    job_id = client.post("/examples/report", json={"fail_times": 1}).json()["job_id"]
-    body = client.get(f"/jobs/{job_id}").json()
-    assert body["status"] == "failed"
-    assert body["error"].startswith("TransientError")
-    # A retry by hand runs it again: its second execution succeeds.
-    assert client.post(f"/jobs/{job_id}/retry").status_code == 202
-    body = _settled(client, job_id)
-    assert (body["status"], body["result"]) == ("finished", {"attempts": 2, "seconds": 0})
-    job_id = client.post("/examples/report", json={"seconds": 0.01}).json()["job_id"]
-    assert client.get(f"/jobs/{job_id}").json()["result"] == {"attempts": 1, "seconds": 0.01}
-{%- else %}
-    assert client.get("/health").status_code == 200
-{%- endif %}
 
 
 def test_a_stopping_api_answers_503_with_a_json_reason(test_client: TestClient) -> None:
@@ -652,9 +631,6 @@ def test_a_periodic_slot_runs_once() -> None:
     assert (info.task, info.status) == ("tests.tick", JobStatus.FINISHED)
 
 
-{%- if scheduling != 'none' %}
-
-
 def test_the_scheduler_runs_periodic_jobs_once_per_slot() -> None:
     ticks.clear()
     registry = JobRegistry(max_jobs=100)
@@ -670,7 +646,6 @@ def test_the_scheduler_runs_periodic_jobs_once_per_slot() -> None:
     asyncio.run(run_for_a_while())
     assert len(ticks) >= 3
     assert len(set(ticks)) == len(ticks)
-{%- endif %}
 
 
 def test_run_job_never_raises() -> None:
@@ -679,18 +654,13 @@ def test_run_job_never_raises() -> None:
     asyncio.run(run_job(registry, record))
     assert registry.info(record.job_id).status is JobStatus.FAILED
 
-{%- if scheduling != 'none' %}
-
 
 def test_apscheduler_takes_its_due_times_from_the_job_model() -> None:
     """APScheduler's own cron parser numbers weekdays from Monday: its trigger here is the
     job model's next_run, so "0 3 * * 0" runs on Sunday as on every tier."""
     from datetime import datetime
 
-    from tasktier.model import Periodic
-    from tasktier.tiers.inprocess.periodic import PeriodicRunner, start_scheduler
-
-    from {{ package_name }}.jobs import Cron, task
+    from tasktier.model import Cron
 
     @task(name="tests.sunday")
     def sunday(tick: str) -> str:
@@ -708,4 +678,3 @@ def test_apscheduler_takes_its_due_times_from_the_job_model() -> None:
 
     when = asyncio.run(next_fire())
     assert (when.isoweekday(), when.hour, when.minute) == (7, 3, 0)
-{%- endif %}

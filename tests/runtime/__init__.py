@@ -1,0 +1,1 @@
+"""The runtime's own tests (template/vendor/tasktier)."""
