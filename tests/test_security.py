@@ -62,6 +62,7 @@ def project(request: pytest.FixtureRequest, copie_session: Any) -> Project:
         answers["monitoring"] = True
     return render(copie_session, request.param, sync=False, **answers)
 
+
 #: The runtime's source in a generated project.
 RUNTIME = "vendor/tasktier/src"
 
