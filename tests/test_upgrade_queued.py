@@ -1,4 +1,4 @@
-"""Work already queued survives the upgrade (DESIGN.md's contract): jobs that the previous
+"""Work already queued survives the upgrade (docs/upgrading.md): jobs that the previous
 release queued or delayed still run after ``copier update``, on every durable tier.
 
 The previous release is v0.4.0, commit :data:`PREVIOUS_RELEASE` of this repository's history
@@ -80,17 +80,13 @@ EMAIL = "ada@example.com"
 ENV = {"WORKER_CONCURRENCY": "1"}
 
 
-def previous_release_present() -> bool:
+def require_previous_release() -> None:
     found = subprocess.run(
         ["git", "cat-file", "-e", f"{PREVIOUS_RELEASE}^{{commit}}"],
         cwd=REPO_ROOT,
         capture_output=True,
     )
-    return found.returncode == 0
-
-
-def require_previous_release() -> None:
-    if not previous_release_present():
+    if found.returncode != 0:
         pytest.fail(
             f"this test needs the repository's full history: the previous release v0.4.0 is "
             f"commit {PREVIOUS_RELEASE}, which this clone lacks (a shallow clone? run "
@@ -101,8 +97,8 @@ def require_previous_release() -> None:
 
 def build_releases(repo: Path) -> Path:
     """A git repository of the template at ``repo``: v0.4.0 (commit PREVIOUS_RELEASE's
-    tree), then v0.5.0.dev (the working tree, as test_updates copies it)."""
-    require_previous_release()
+    tree), then v0.5.0.dev (the working tree, as test_updates copies it). The test checks
+    first that this clone holds that commit (:func:`require_previous_release`)."""
     repo.mkdir(parents=True)
     archive = subprocess.run(
         ["git", "archive", "--format=tar", PREVIOUS_RELEASE],
